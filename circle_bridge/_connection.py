@@ -1,0 +1,136 @@
+"""One client connection: bytes from a transport go through framing and the codec into a fresh
+pygls protocol with the lifecycle gate and the circle handlers; replies go back the same way.
+
+The read loop applies backpressure: it waits for the writer to drain before reading the next
+chunk, so a client that does not read its replies stops being read, instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol, cast
+
+from . import _errors as E
+from ._codec import Invalid, decode_message
+from ._config import Settings
+from ._dispatch import BridgeProtocol, new_server
+from ._framing import FrameError, FrameParser
+from ._handlers import parse_params, register_circle_methods
+from ._lifecycle import Lifecycle, register_lifecycle
+from ._openrpc import build_document
+from ._protocol import METHODS, PROTOCOL_VERSION, InitializeResult, ServerCapabilities, ServerInfo
+from ._session import Session
+from ._version import __version__
+
+log = logging.getLogger("circle_bridge.connection")
+
+READ_CHUNK = 64 * 1024
+
+
+def _initialize_result() -> InitializeResult:
+    return InitializeResult(
+        server_info=ServerInfo(name="circle-bridge", version=__version__),
+        capabilities=ServerCapabilities(methods=[m.name for m in METHODS], cancellation=True, batches=False),
+        protocol_version=PROTOCOL_VERSION,
+    )
+
+
+class FrameWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+# After EOF, requests already received are still answered (a client may pipe in requests and
+# close its end at once), for up to this long.
+EOF_GRACE_SECONDS = 30.0
+
+
+class Connection:
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        writer: FrameWriter,
+        *,
+        watch_parent: bool = False,
+        trace: Callable[[str, Any], None] | None = None,
+    ) -> None:
+        self._writer = writer
+        self._closed = asyncio.Event()
+        self.exit_code = 0
+        self._parser = FrameParser(settings.max_frame_bytes)
+        self.server = new_server()
+        protocol = self.server.protocol
+        assert isinstance(protocol, BridgeProtocol)
+        self.protocol = protocol
+        protocol.write_frame = self._write
+        protocol.trace = trace
+        protocol.max_in_flight = settings.max_in_flight
+        self.lifecycle = Lifecycle(self.close, watch_parent=watch_parent)
+        protocol.gate = self.lifecycle.gate
+        register_lifecycle(self.server, self.lifecycle, parse_params, _initialize_result)
+        register_circle_methods(self.server, session, build_document)
+        registered = set(self.server.protocol.fm.features)
+        assert registered | {"$/cancelRequest"} == {m.name for m in METHODS}, "protocol and handlers disagree"
+
+    def _write(self, frame: bytes) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(frame)
+
+    def close(self, code: int) -> None:
+        if not self._closed.is_set():
+            self.exit_code = code
+            self._closed.set()
+
+    def feed(self, data: bytes) -> None:
+        for item in self._parser.feed(data):
+            if isinstance(item, FrameError):
+                spec = E.INVALID_REQUEST if "exceeds" in item.reason else E.PARSE_ERROR
+                log.info("bad frame: %s", item.reason)
+                self.protocol.send_error(None, spec, f"{spec.message}: {item.reason}")
+                continue
+            message = decode_message(item)
+            if isinstance(message, Invalid):
+                log.info("bad message: %s", message.detail)
+                self.protocol.send_error(message.id, message.spec, f"{message.spec.message}: {message.detail}")
+                continue
+            self.protocol.handle_message(message)
+
+    async def run(self, reader: asyncio.StreamReader) -> int:
+        """Serve until EOF, `exit`, or the parent process dies; return the exit code."""
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            while not self._closed.is_set():
+                await self._writer.drain()
+                read = asyncio.ensure_future(reader.read(READ_CHUNK))
+                await asyncio.wait({read, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if not read.done():
+                    read.cancel()
+                    break
+                data = read.result()
+                if not data:
+                    await self._finish_in_flight()
+                    self.close(0)
+                    break
+                self.feed(data)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.close(1)
+        finally:
+            closed.cancel()
+            self.lifecycle.stop()
+            for future in list(self.protocol._request_futures.values()):
+                future.cancel()
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                await asyncio.wait_for(self._writer.drain(), timeout=5)
+        return self.exit_code
+
+    async def _finish_in_flight(self) -> None:
+        # every handler is `async def`, so pygls stored asyncio futures (its annotation says concurrent ones)
+        pending = [cast("asyncio.Future[Any]", f) for f in self.protocol._request_futures.values()]
+        if pending:
+            await asyncio.wait(pending, timeout=EOF_GRACE_SECONDS)
+            await asyncio.sleep(0)  # let done-callbacks write the replies

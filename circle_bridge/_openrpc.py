@@ -1,0 +1,106 @@
+"""Builds the OpenRPC document from the protocol module (the single source of truth)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import msgspec
+
+from ._errors import CATALOGUE, ErrorSpec
+from ._protocol import METHODS, PROTOCOL_VERSION, Method
+from ._version import __version__
+
+REF = "#/components/schemas/{name}"
+OPENRPC_VERSION = "1.3.2"
+
+
+def _error_ref(spec: ErrorSpec) -> dict[str, str]:
+    return {"$ref": f"#/components/errors/{spec.name}"}
+
+
+def _method(m: Method, schemas: dict[str, Any]) -> dict[str, Any]:
+    params: list[dict[str, Any]] = []
+    if m.params is not None:
+        fields = schemas[m.params.__name__].get("properties", {})
+        required = set(schemas[m.params.__name__].get("required", []))
+        for name, schema in fields.items():
+            params.append({"name": name, "required": name in required, "schema": schema})
+    result_schema: dict[str, Any]
+    if m.name == "rpc.discover":
+        result_schema = {"$ref": "https://meta.open-rpc.org/"}
+    elif m.result is None:
+        result_schema = {"type": "null"}
+    else:
+        result_schema = {"$ref": REF.format(name=m.result.__name__)}
+    doc: dict[str, Any] = {
+        "name": m.name,
+        "summary": m.summary,
+        "description": m.description,
+        "paramStructure": "by-name",
+        "params": params,
+        "x-direction": "clientToServer",
+        "x-kind": m.kind,
+        "x-allowed-before-initialize": m.before_initialize,
+    }
+    if m.params is not None:
+        doc["x-params-schema"] = {"$ref": REF.format(name=m.params.__name__)}
+    if m.kind == "request":
+        doc["result"] = {"name": "result", "schema": result_schema}
+    if m.errors:
+        doc["errors"] = [_error_ref(e) for e in m.errors]
+    examples = []
+    for ex in m.examples:
+        pairing: dict[str, Any] = {
+            "name": ex.name,
+            "params": [{"name": k, "value": v} for k, v in (ex.params or {}).items()],
+        }
+        if m.kind == "request":
+            if ex.error is not None:
+                pairing["x-error"] = ex.error
+            else:
+                pairing["result"] = {"name": "result", "value": ex.result}
+        examples.append(pairing)
+    doc["examples"] = examples
+    return doc
+
+
+@cache
+def build_document() -> dict[str, Any]:
+    types = [m.params for m in METHODS if m.params] + [m.result for m in METHODS if m.result]
+    _, components = msgspec.json.schema_components(sorted(set(types), key=lambda t: t.__name__), ref_template=REF)
+    return {
+        "openrpc": OPENRPC_VERSION,
+        "info": {
+            "title": "circle-bridge",
+            "version": PROTOCOL_VERSION,
+            "description": (
+                "JSON-RPC 2.0 over LSP base-protocol framing (Content-Length headers) on stdio. "
+                "Generated from circle_bridge/_protocol.py; see protocol/README.md for framing, lifecycle, "
+                "cancellation and versioning. Server implementation version: " + __version__ + "."
+            ),
+            "license": {"name": "MIT"},
+        },
+        "methods": [_method(m, components) for m in METHODS],
+        "components": {
+            "schemas": components,
+            "errors": {
+                e.name: {
+                    "code": e.code,
+                    "message": e.message,
+                    "data": {"meaning": e.meaning, "retryable": e.retryable},
+                }
+                for e in CATALOGUE
+            },
+        },
+        "x-framing": {
+            "header": "Content-Length: <bytes>\\r\\n\\r\\n",
+            "charset": "utf-8",
+            "maxHeaderBytes": 8192,
+            "batches": False,
+        },
+        "x-notifications": {
+            "serverToClient": [],
+            "clientToServer": [m.name for m in METHODS if m.kind == "notification"],
+        },
+    }

@@ -1,0 +1,202 @@
+"""The shared Circle session: one per identity, used by every connection.
+
+It owns the token (single-flight acquisition, refresh before expiry), the service authorization,
+and the one retry after an HTTP 401. Identical concurrent reads are coalesced into one upstream
+call. Everything here runs on one event loop, so plain asyncio primitives suffice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ._config import Settings
+from ._errors import AuthorizationRejected, BadConfiguration
+from ._upstream import Identity, IssuedToken, ServiceClient, TokenEndpoint, Unauthorized
+
+log = logging.getLogger("circle_bridge.session")
+
+T = TypeVar("T")
+
+# Refresh when less than this share of the lifetime is left (capped at a minute): a 10-minute
+# token is renewed 60 s early, a 2-second test token 0.2 s early.
+_REFRESH_SHARE = 0.1
+_REFRESH_CAP = 60.0
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """What a client may learn about the session: never the token itself."""
+
+    end_user_id: str
+    expires_in: float
+    token_requests: int
+
+
+class TokenProvider:
+    """Hands out a valid token. N concurrent callers cause at most one token request."""
+
+    def __init__(self, endpoint: TokenEndpoint, identity: Identity, secret: str) -> None:
+        self._endpoint = endpoint
+        self._identity = identity
+        self._secret = secret
+        self._current: IssuedToken | None = None
+        self._pending: asyncio.Task[IssuedToken] | None = None
+        self.requests = 0
+
+    def _fresh(self, token: IssuedToken) -> bool:
+        margin = min(_REFRESH_CAP, token.lifetime * _REFRESH_SHARE)
+        return time.monotonic() < token.expires_at - margin
+
+    async def token(self) -> IssuedToken:
+        current = self._current
+        if current is not None and self._fresh(current):
+            return current
+        if self._pending is None:
+            self.requests += 1
+            self._pending = asyncio.ensure_future(self._endpoint.fetch(self._identity, self._secret))
+            self._pending.add_done_callback(self._settle)
+        # shield: one caller being cancelled must not cancel the fetch the others wait for
+        return await asyncio.shield(self._pending)
+
+    def _settle(self, task: asyncio.Task[IssuedToken]) -> None:
+        self._pending = None
+        if not task.cancelled() and task.exception() is None:
+            self._current = task.result()
+
+    def invalidate(self, token: IssuedToken) -> None:
+        if self._current is token:
+            self._current = None
+
+
+class Session:
+    def __init__(
+        self,
+        identity: Identity,
+        secret: str,
+        endpoint: TokenEndpoint,
+        service: ServiceClient,
+        config_error: BadConfiguration | None = None,
+    ) -> None:
+        self.identity = identity
+        self._config_error = config_error
+        self._tokens = TokenProvider(endpoint, identity, secret)
+        self._service = service
+        self._endpoint = endpoint
+        self._authorized: IssuedToken | None = None
+        self._authorizing: dict[str, asyncio.Task[None]] = {}
+        self._coalesced: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+
+    @property
+    def service_url(self) -> str:
+        return self._service.base_url
+
+    async def is_service_running(self) -> bool:
+        return await self._service.is_running()
+
+    @property
+    def token_requests(self) -> int:
+        return self._tokens.requests
+
+    async def _authorized_token(self) -> IssuedToken:
+        if self._config_error is not None:
+            raise self._config_error
+        token = await self._tokens.token()
+        if self._authorized is token:
+            return token
+        task = self._authorizing.get(token.value)
+        if task is None:
+            task = asyncio.ensure_future(self._service.authorize(token.value))
+            self._authorizing[token.value] = task
+            key = token.value
+
+            def forget(_done: asyncio.Task[None]) -> None:
+                self._authorizing.pop(key, None)
+
+            task.add_done_callback(forget)
+        await asyncio.shield(task)
+        self._authorized = token
+        return token
+
+    async def ensure_authorized(self) -> Authorization:
+        token = await self._authorized_token()
+        return Authorization(
+            end_user_id=self.identity.end_user_id,
+            expires_in=max(0.0, token.expires_at - time.monotonic()),
+            token_requests=self._tokens.requests,
+        )
+
+    async def _with_token(self, call: Callable[[str], Awaitable[T]]) -> T:
+        """Run ``call`` with an authorized token; on HTTP 401 take a new token, authorize, retry once."""
+        token = await self._authorized_token()
+        try:
+            return await call(token.value)
+        except Unauthorized:
+            log.info("CircleService answered 401; taking a new token and retrying once")
+            self._tokens.invalidate(token)
+            if self._authorized is token:
+                self._authorized = None
+        token = await self._authorized_token()
+        try:
+            return await call(token.value)
+        except Unauthorized:
+            raise AuthorizationRejected("CircleService answered 401 even with a fresh token", httpStatus=401) from None
+
+    async def _coalesce(self, key: tuple[Any, ...], make: Callable[[], Awaitable[T]]) -> T:
+        """Concurrent identical reads share one upstream call and its result (or error)."""
+        shared = self._coalesced.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(make())
+            self._coalesced[key] = shared
+            shared.add_done_callback(lambda _f: self._coalesced.pop(key, None))
+        result: T = await asyncio.shield(shared)
+        return result
+
+    async def enum_circles(self) -> list[dict[str, Any]]:
+        return await self._coalesce(("enumCircles",), lambda: self._with_token(self._service.enum_circles))
+
+    async def enum_topics(self, circle_id: str) -> list[dict[str, Any]]:
+        return await self._coalesce(
+            ("enumTopics", circle_id),
+            lambda: self._with_token(lambda token: self._service.enum_topics(token, circle_id)),
+        )
+
+    async def aclose(self) -> None:
+        await self._service.aclose()
+        await self._endpoint.aclose()
+
+
+def _verify(settings: Settings) -> ssl.SSLContext | bool:
+    if not settings.ca_file:
+        return True
+    try:
+        return ssl.create_default_context(cafile=settings.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise BadConfiguration(
+            f"cannot load CIRCLE_CA_FILE {settings.ca_file}: {exc}", invalid=["CIRCLE_CA_FILE"]
+        ) from None
+
+
+def open_session(settings: Settings) -> Session:
+    """The process-wide session. Missing credentials do not stop the server: calls that need them
+    fail with BadConfiguration naming the missing settings, `circle/isServiceRunning` still works."""
+    config_error: BadConfiguration | None = None
+    try:
+        customer_id, app_key, end_user_id, secret = settings.require_credentials()
+        verify = _verify(settings)
+    except BadConfiguration as exc:
+        config_error = exc
+        customer_id = settings.customer_id or ""
+        app_key = settings.app_key or ""
+        end_user_id = settings.end_user_id or ""
+        secret = settings.secret or ""
+        verify = True
+    identity = Identity(customer_id, app_key, end_user_id)
+    endpoint = TokenEndpoint(settings.token_url, timeout=settings.token_timeout, nonce_unit=settings.nonce_unit)
+    service = ServiceClient(settings.service_url, app_key, timeout=settings.service_timeout, verify=verify)
+    return Session(identity, secret, endpoint, service, config_error)

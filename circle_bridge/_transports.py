@@ -1,0 +1,86 @@
+"""Transports move bytes; they know nothing of Circle. Today: stdio. Each connection gets its own
+`Connection` (and so its own pygls protocol) and shares the process-wide session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ._config import Settings
+from ._connection import Connection, FrameWriter
+from ._session import Session
+
+log = logging.getLogger("circle_bridge.transports")
+
+
+def protect_stdout() -> int:
+    """Move the protocol stream off fd 1. Returns a private fd for protocol frames; fd 1 (and
+    Python's sys.stdout) then point at stderr, so a stray print or a child process that inherits
+    stdout cannot corrupt the stream."""
+    sys.stdout.flush()
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return protocol_fd
+
+
+class _BlockingWriter:
+    """For a stdout that is a regular file (asyncio pipes only take pipes, sockets and ttys)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    async def drain(self) -> None:
+        return None
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def _stdin_reader(loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader(limit=1 << 20)
+    try:
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+    except ValueError:  # a regular file: feed the reader from a thread
+        fd = sys.stdin.fileno()
+
+        def pump() -> None:
+            while chunk := os.read(fd, 65536):
+                loop.call_soon_threadsafe(reader.feed_data, chunk)
+            loop.call_soon_threadsafe(reader.feed_eof)
+
+        threading.Thread(target=pump, name="stdin-reader", daemon=True).start()
+    return reader
+
+
+async def _fd_writer(loop: asyncio.AbstractEventLoop, fd: int) -> FrameWriter:
+    pipe = os.fdopen(fd, "wb", buffering=0)
+    try:
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
+    except ValueError:
+        return _BlockingWriter(fd)
+    return asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+async def serve_stdio(
+    session: Session, settings: Settings, protocol_fd: int, trace: Callable[[str, Any], None] | None = None
+) -> int:
+    loop = asyncio.get_running_loop()
+    reader = await _stdin_reader(loop)
+    writer = await _fd_writer(loop, protocol_fd)
+    connection = Connection(session, settings, writer, watch_parent=True, trace=trace)
+    log.info("serving JSON-RPC on stdio")
+    try:
+        return await connection.run(reader)
+    finally:
+        await session.aclose()

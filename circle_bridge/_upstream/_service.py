@@ -1,0 +1,171 @@
+"""The local CircleService REST API (circle-api.md §3): ``GET /`` and ``POST /v1/<method>``.
+
+PascalCase stays in this module; replies leave it camelCased, with every upstream field kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import ssl
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from .._errors import (
+    AuthorizationRejected,
+    CircleOperationFailed,
+    ServiceNotRunning,
+    UpstreamMalformed,
+    UpstreamTimeout,
+)
+from ._casing import camelize
+from ._replies import upstream_message
+
+log = logging.getLogger("circle_bridge.upstream")
+
+
+class Unauthorized(Exception):
+    """CircleService answered HTTP 401: the token expired or the service forgot the authorization."""
+
+
+class _Status(msgspec.Struct):
+    Result: bool
+    Message: str | None = None
+
+
+class _Reply(msgspec.Struct):
+    Status: _Status
+
+
+class _CircleMeta(msgspec.Struct):
+    CircleId: str
+
+
+class _EnumCirclesReply(_Reply):
+    CircleMeta: list[_CircleMeta] | None = None
+
+
+class _Topic(msgspec.Struct):
+    TopicId: str
+
+
+class _EnumTopicsReply(_Reply):
+    Topics: list[_Topic] | None = None
+
+
+R = TypeVar("R", bound=_Reply)
+_JSON = msgspec.json.Encoder()
+_DECODE = msgspec.json.Decoder().decode
+# One AsyncClient serialises on its pool lock under concurrency (httpx#3215, pygls-notes §3.3):
+# several small clients, picked round-robin, keep CPU per call flat as callers are added.
+_SHARDS = 4
+_CONNECTIONS_PER_SHARD = 4
+
+
+class ServiceClient:
+    def __init__(self, base_url: str, app_key: str, *, timeout: float, verify: ssl.SSLContext | bool = True) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._app_key = app_key
+        limits = httpx.Limits(max_connections=_CONNECTIONS_PER_SHARD, max_keepalive_connections=_CONNECTIONS_PER_SHARD)
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=self.base_url,
+                trust_env=False,
+                timeout=httpx.Timeout(timeout),
+                limits=limits,
+                verify=verify,
+            )
+            for _ in range(_SHARDS)
+        ]
+        self._next = itertools.cycle(self._clients)
+        self._base_headers = {
+            "x-circle-appkey": app_key,
+            "Accept": "application/json",
+            "Content-Type": "application/json; charset=utf-8",
+        }
+
+    async def is_running(self) -> bool:
+        """Any HTTP answer on ``GET /`` means running (circle-api.md §3.2)."""
+        try:
+            await next(self._next).get("/")
+        except httpx.HTTPError:
+            return False
+        return True
+
+    async def _post(self, path: str, body: dict[str, Any], token: str | None) -> httpx.Response:
+        headers = self._base_headers if token is None else {**self._base_headers, "Authorization": f"Bearer {token}"}
+        try:
+            return await next(self._next).post(path, content=_JSON.encode(body), headers=headers)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(f"CircleService did not answer {path} in time", upstream="service") from None
+        except httpx.HTTPError as exc:
+            raise ServiceNotRunning(
+                f"no connection to {self.base_url} ({type(exc).__name__})", serviceUrl=self.base_url
+            ) from None
+
+    async def authorize(self, token: str) -> None:
+        reply = await self._post("/v1/authorize", {"Token": token}, None)
+        if reply.status_code == 401:
+            raise AuthorizationRejected(
+                "CircleService answered 401 to authorize",
+                httpStatus=401,
+                upstreamMessage=upstream_message(reply.content),
+            )
+        _, decoded = self._decode(reply, "authorize", _Reply)
+        if not decoded.Status.Result:
+            raise AuthorizationRejected(
+                decoded.Status.Message or "Status.Result is false", upstreamMessage=decoded.Status.Message
+            )
+
+    async def enum_circles(self, token: str) -> list[dict[str, Any]]:
+        raw = await self._call("enumCircles", {}, token, _EnumCirclesReply)
+        return [camelize(c) for c in raw.get("CircleMeta") or []]
+
+    async def enum_topics(self, token: str, circle_id: str) -> list[dict[str, Any]]:
+        raw = await self._call("enumTopics", {"CircleId": circle_id}, token, _EnumTopicsReply)
+        return [camelize(t) for t in raw.get("Topics") or []]
+
+    async def _call(self, method: str, body: dict[str, Any], token: str, shape: type[_Reply]) -> dict[str, Any]:
+        reply = await self._post(f"/v1/{method}", body, token)
+        if reply.status_code == 401:
+            raise Unauthorized(method)
+        raw, typed = self._decode(reply, method, shape)
+        status = typed.Status
+        if not status.Result:
+            raise CircleOperationFailed(
+                status.Message or f"{method} returned Status.Result false",
+                operation=method,
+                upstreamMessage=status.Message,
+            )
+        return raw
+
+    def _decode(self, reply: httpx.Response, method: str, shape: type[R]) -> tuple[dict[str, Any], R]:
+        """The raw reply (every field, for pass-through) and its typed view (for checks)."""
+        if reply.status_code >= 400:
+            raise CircleOperationFailed(
+                f"{method}: HTTP {reply.status_code}",
+                operation=method,
+                httpStatus=reply.status_code,
+                upstreamMessage=upstream_message(reply.content),
+            )
+        try:
+            raw = _DECODE(reply.content)
+        except msgspec.DecodeError:
+            raise UpstreamMalformed(
+                f"{method} reply is not JSON",
+                upstream="service",
+                operation=method,
+                httpStatus=reply.status_code,
+            ) from None
+        if not isinstance(raw, dict):
+            raise UpstreamMalformed(f"{method} reply is not a JSON object", upstream="service", operation=method)
+        try:
+            return raw, msgspec.convert(raw, shape)
+        except msgspec.ValidationError as exc:
+            raise UpstreamMalformed(f"{method} reply: {exc}", upstream="service", operation=method) from None
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()

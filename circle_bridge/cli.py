@@ -1,0 +1,167 @@
+"""The `circle-bridge` command: serve, emulator, demo, spec, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ._config import SETTINGS, Settings, load_settings
+from ._errors import BadConfiguration
+from ._redaction import RedactingFilter
+from ._version import __version__
+
+
+def _setup_logging(settings: Settings) -> None:
+    handler: logging.Handler
+    if settings.log_file:
+        handler = logging.FileHandler(settings.log_file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # pygls logs every message body at INFO and tracebacks with params at ERROR; we do our own
+    logging.getLogger("pygls").setLevel(max(logging.WARNING, root.level))
+    for noisy in ("httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {s.name: getattr(args, s.name, None) for s in SETTINGS}
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    return load_settings(_cli_overrides(args))
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ._session import open_session
+    from ._transports import protect_stdout, serve_stdio
+
+    protocol_fd = protect_stdout()  # first: nothing below may write to the protocol stream
+    try:
+        settings = _load(args)
+    except BadConfiguration as exc:
+        sys.stderr.write(f"circle-bridge: {exc.message}\n")
+        return 2
+    emulator = None
+    if args.emulator:
+        from .emulator import Emulator
+
+        emulator = Emulator().start()
+        creds = emulator.credentials
+        settings = load_settings(
+            {
+                **_cli_overrides(args),
+                "token_url": emulator.token_url,
+                "service_url": emulator.service_url,
+                "customer_id": creds.customer_id,
+                "app_key": creds.app_key,
+                "end_user_id": creds.end_user_id,
+                "secret": creds.secret,
+            }
+        )
+    _setup_logging(settings)
+    log = logging.getLogger("circle_bridge")
+    log.info("circle-bridge %s serving stdio; service %s", __version__, settings.service_url)
+    if settings.missing_credentials():
+        log.warning("credentials missing (%s): circle/* calls will fail", ", ".join(settings.missing_credentials()))
+    try:
+        return asyncio.run(serve_stdio(open_session(settings), settings, protocol_fd))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from .emulator import run_cli
+
+    return run_cli(
+        host=args.host,
+        port=args.port,
+        token_port=args.token_port,
+        token_ttl=args.token_ttl,
+        https=args.https,
+        token_body=args.token_body,
+    )
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return asyncio.run(run_demo(trace=args.trace))
+
+
+def _cmd_spec(args: argparse.Namespace) -> int:
+    from ._openrpc import build_document
+
+    sys.stdout.write(json.dumps(build_document(), indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    try:
+        settings = _load(args)
+    except BadConfiguration as exc:
+        print(f"configuration error: {exc.message}")
+        return 2
+    print(json.dumps(settings.masked(), indent=2))
+    missing = settings.missing_credentials()
+    print("credentials: " + ("complete" if not missing else "missing " + ", ".join(missing)))
+    return 0 if not missing else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="circle-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"circle-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def settings_flags(p: argparse.ArgumentParser) -> None:
+        for s in SETTINGS:
+            if s.secret:
+                continue  # never on a command line: it would show in `ps`
+            p.add_argument(
+                "--" + s.name.replace("_", "-"), dest=s.name, default=None, help=f"{s.description} [{s.env}]"
+            )
+
+    serve = sub.add_parser("serve", help="serve JSON-RPC (stdio)")
+    serve.add_argument("--stdio", action="store_true", help="serve on stdin/stdout (the default)")
+    serve.add_argument("--emulator", action="store_true", help="start the embedded Circle emulator and use it")
+    settings_flags(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    emu = sub.add_parser("emulator", help="run the Circle emulator alone; prints its URLs and credentials as JSON")
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.add_argument("--port", type=int, default=0, help="CircleService port (0: a free one; the real one is 31415)")
+    emu.add_argument("--token-port", type=int, default=0, help="token endpoint port (0: a free one)")
+    emu.add_argument("--token-ttl", type=float, default=600.0, help="token lifetime in seconds")
+    emu.add_argument("--https", action="store_true", help="serve CircleService over https with a generated CA")
+    emu.add_argument("--token-body", choices=["string", "object"], default="string")
+    emu.set_defaults(func=_cmd_emulator)
+
+    demo = sub.add_parser("demo", help="walk a first Circle app's calls through a real bridge and the emulator")
+    demo.add_argument("--trace", action="store_true", help="show every JSON-RPC message (secrets masked)")
+    demo.set_defaults(func=_cmd_demo)
+
+    spec = sub.add_parser("spec", help="print the OpenRPC document")
+    spec.set_defaults(func=_cmd_spec)
+
+    doctor = sub.add_parser("doctor", help="show the effective configuration, secrets masked")
+    settings_flags(doctor)
+    doctor.set_defaults(func=_cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code

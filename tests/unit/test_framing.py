@@ -1,0 +1,81 @@
+from circle_bridge._framing import FrameError, FrameParser, encode_frame
+
+
+def frames(*bodies: bytes) -> bytes:
+    return b"".join(encode_frame(b) for b in bodies)
+
+
+def test_encode_counts_bytes_not_characters() -> None:
+    body = '{"name":"Équipe 研究"}'.encode()
+    assert encode_frame(body) == b"Content-Length: %d\r\n\r\n" % len(body) + body
+    assert len(body) > len('{"name":"Équipe 研究"}')
+
+
+def test_joined_frames_come_out_one_by_one() -> None:
+    parser = FrameParser(1024)
+    assert parser.feed(frames(b"{}", b"[1]", b'"x"')) == [b"{}", b"[1]", b'"x"']
+
+
+def test_split_frames_byte_by_byte() -> None:
+    parser = FrameParser(1024)
+    data = frames(b'{"a":1}', b'{"b":2}')
+    out: list[bytes | FrameError] = []
+    for i in range(len(data)):
+        out += parser.feed(data[i : i + 1])
+    assert out == [b'{"a":1}', b'{"b":2}']
+
+
+def test_lower_case_and_extra_headers_in_any_order() -> None:
+    parser = FrameParser(1024)
+    data = b"content-type: application/vscode-jsonrpc; charset=utf-8\r\ncontent-LENGTH:  2\r\n\r\n{}"
+    assert parser.feed(data) == [b"{}"]
+
+
+def test_missing_content_length_is_an_error_and_the_next_frame_survives() -> None:
+    parser = FrameParser(1024)
+    out = parser.feed(b"Content-Lenght: 2\r\n\r\n{}" + frames(b"[2]"))
+    assert isinstance(out[0], FrameError)
+    assert "Content-Length" in out[0].reason
+    assert out[1:] == [b"[2]"]
+
+
+def test_oversize_body_is_skipped_exactly() -> None:
+    parser = FrameParser(10)
+    big = b"x" * 50
+    out = parser.feed(frames(big, b"{}"))
+    assert isinstance(out[0], FrameError)
+    assert "exceeds" in out[0].reason
+    assert out[1:] == [b"{}"]
+
+
+def test_oversize_body_skipped_across_reads() -> None:
+    parser = FrameParser(10)
+    data = frames(b"y" * 100, b"[3]")
+    out: list[bytes | FrameError] = []
+    for i in range(0, len(data), 7):
+        out += parser.feed(data[i : i + 7])
+    assert len(out) == 2
+    assert isinstance(out[0], FrameError)
+    assert out[1] == b"[3]"
+
+
+def test_endless_header_is_capped_and_resyncs() -> None:
+    parser = FrameParser(1024)
+    out = parser.feed(b"X" * 9000 + frames(b"{}"))
+    assert isinstance(out[0], FrameError)
+    assert out[-1] == b"{}"
+
+
+def test_wrong_charset_is_rejected_but_body_consumed() -> None:
+    parser = FrameParser(1024)
+    out = parser.feed(b"Content-Length: 2\r\nContent-Type: text/plain; charset=latin-1\r\n\r\n{}" + frames(b"[4]"))
+    assert isinstance(out[0], FrameError)
+    assert "charset" in out[0].reason
+    assert out[1:] == [b"[4]"]
+
+
+def test_conflicting_lengths_rejected() -> None:
+    parser = FrameParser(1024)
+    out = parser.feed(b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}" + frames(b"[5]"))
+    assert isinstance(out[0], FrameError)
+    assert out[-1] == b"[5]"

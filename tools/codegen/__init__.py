@@ -1,0 +1,1 @@
+"""Generators for everything derived from circle_bridge/_protocol.py."""

@@ -1,0 +1,65 @@
+"""Regenerate every artifact derived from the protocol module.
+
+    python -m tools.codegen          # write them
+    python -m tools.codegen --check  # exit 1 and name the stale files if any differs (CI)
+
+Outputs: protocol/circle-bridge.openrpc.json (the contract), and the TypeScript and Go client
+types, which are generated from that JSON document rather than from Python, so any language's
+generator could be written the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from circle_bridge._openrpc import build_document
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "protocol" / "circle-bridge.openrpc.json"
+# (module in tools.codegen, output path); each module has `render(spec: dict) -> str`
+TARGETS: tuple[tuple[str, Path], ...] = (
+    ("typescript", ROOT / "clients" / "typescript" / "src" / "protocol.ts"),
+    ("go", ROOT / "clients" / "go" / "protocol_gen.go"),
+    ("markdown", ROOT / "protocol" / "methods.md"),
+)
+
+
+def render_all() -> dict[Path, str]:
+    spec = build_document()
+    out = {SPEC: json.dumps(spec, indent=2, ensure_ascii=False) + "\n"}
+    for module_name, path in TARGETS:
+        try:
+            module = importlib.import_module(f"tools.codegen.{module_name}")
+        except ModuleNotFoundError:
+            continue
+        out[path] = module.render(spec)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.codegen")
+    parser.add_argument("--check", action="store_true", help="fail if any generated file is stale")
+    args = parser.parse_args()
+    stale = []
+    for path, text in render_all().items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        stale.append(path.relative_to(ROOT))
+        if not args.check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if args.check and stale:
+        print("stale generated files (run `python -m tools.codegen`):", *stale, sep="\n  ", file=sys.stderr)
+        return 1
+    for path in stale:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
