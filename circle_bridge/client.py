@@ -55,6 +55,8 @@ class BridgeClient:
         self._trace = trace
         self._ids = itertools.count(1)
         self._pending: dict[int | str, asyncio.Future[Any]] = {}
+        self.unsolicited: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        """Messages that answer no pending request: notifications, and errors with id null."""
         self._parser = FrameParser(64 * 1024 * 1024)
         self._read_task = asyncio.ensure_future(self._read_loop())
 
@@ -102,6 +104,8 @@ class BridgeClient:
                     future = self._pending.pop(msg_id, None) if isinstance(msg_id, int | str) else None
                     if future is not None and not future.done():
                         future.set_result(message)
+                    elif isinstance(message, dict):
+                        self.unsolicited.put_nowait(message)
         finally:
             for future in self._pending.values():
                 if not future.done():

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import logging
+import secrets
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -88,17 +89,17 @@ class TokenEndpoint:
         self._last_nonce: dict[Identity, int] = {}
         self._client = httpx.AsyncClient(trust_env=True, timeout=httpx.Timeout(timeout), verify=verify)
 
-    def _next_nonce(self, identity: Identity) -> int:
+    def _next_nonce(self, identity: Identity, jump: int = 0) -> int:
         now = time.time()
-        nonce = int(now * 1000) if self._nonce_unit == "ms" else int(now)
+        nonce = (int(now * 1000) if self._nonce_unit == "ms" else int(now)) + jump
         last = self._last_nonce.get(identity)
         if last is not None and nonce <= last:
             nonce = last + 1
         self._last_nonce[identity] = nonce
         return nonce
 
-    def signed_url(self, identity: Identity, secret: str) -> str:
-        nonce = str(self._next_nonce(identity))
+    def signed_url(self, identity: Identity, secret: str, jump: int = 0) -> str:
+        nonce = str(self._next_nonce(identity, jump))
         signature = sign(secret, string_to_sign(identity.customer_id, identity.app_key, identity.end_user_id, nonce))
         REDACTOR.register(signature)
 
@@ -112,16 +113,14 @@ class TokenEndpoint:
         )
 
     async def fetch(self, identity: Identity, secret: str) -> IssuedToken:
-        url = self.signed_url(identity, secret)
         started = time.monotonic()
-        try:
-            reply = await self._client.get(url, headers={"Accept": "application/json"})
-        except httpx.TimeoutException:
-            raise UpstreamTimeout("the Circle token endpoint did not answer in time", upstream="token") from None
-        except httpx.HTTPError as exc:
-            raise TokenRequestFailed(
-                f"cannot reach the token endpoint ({type(exc).__name__})", tokenUrl=self.url
-            ) from None
+        reply = await self._get(self.signed_url(identity, secret))
+        if reply.status_code == 401:
+            # Another process (another app's bridge) may have used the same identity and nonce in the
+            # same clock tick, and the endpoint may reject a reused nonce. One retry with a nonce a
+            # random step ahead makes a second collision unlikely; bad credentials still fail.
+            step = (secrets.randbelow(3) + 1) * (1000 if self._nonce_unit == "ms" else 1)
+            reply = await self._get(self.signed_url(identity, secret, step))
         if reply.status_code != 200:
             raise TokenRequestFailed(
                 f"HTTP {reply.status_code}",
@@ -134,6 +133,16 @@ class TokenEndpoint:
         lifetime = token_lifetime(token)
         log.info("token obtained for endUserId=%s, lifetime %.0fs", identity.end_user_id, lifetime)
         return IssuedToken(token, lifetime, started)
+
+    async def _get(self, url: str) -> httpx.Response:
+        try:
+            return await self._client.get(url, headers={"Accept": "application/json"})
+        except httpx.TimeoutException:
+            raise UpstreamTimeout("the Circle token endpoint did not answer in time", upstream="token") from None
+        except httpx.HTTPError as exc:
+            raise TokenRequestFailed(
+                f"cannot reach the token endpoint ({type(exc).__name__})", tokenUrl=self.url
+            ) from None
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -1,0 +1,102 @@
+"""Shared helpers for tests that drive a real `circle-bridge serve --stdio` subprocess against a real
+emulator over HTTP. Nothing here is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from circle_bridge.client import BridgeClient, BridgeRPCError
+from circle_bridge.emulator import Emulator, EmulatorConfig
+
+T = TypeVar("T")
+TIMEOUT = 60.0
+BRIDGE = [sys.executable, "-m", "circle_bridge", "serve", "--stdio"]
+
+
+def run(coro: Awaitable[T], timeout: float = TIMEOUT) -> T:
+    """Run a coroutine to completion on a fresh loop, bounded in time."""
+
+    async def bounded() -> T:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+def bridge_env(emulator: Emulator, **extra: str) -> dict[str, str]:
+    creds = emulator.credentials
+    env = {
+        "CIRCLE_TOKEN_URL": emulator.token_url,
+        "CIRCLE_SERVICE_URL": emulator.service_url,
+        "CIRCLE_CUSTOMER_ID": creds.customer_id,
+        "CIRCLE_APP_KEY": creds.app_key,
+        "CIRCLE_END_USER_ID": creds.end_user_id,
+        "CIRCLE_SECRET": creds.secret,
+        # keep the developer's own config file out of tests
+        "CIRCLE_BRIDGE_CONFIG": os.devnull,
+    }
+    if emulator.ca_file:
+        env["CIRCLE_CA_FILE"] = emulator.ca_file
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def emulator_running(**config: Any) -> Iterator[Emulator]:
+    with Emulator(EmulatorConfig(**config)) as emulator:
+        yield emulator
+
+
+class Bridge:
+    """A spawned bridge whose stderr goes to a file the test can scan."""
+
+    def __init__(self, client: BridgeClient, stderr_path: Path) -> None:
+        self.client = client
+        self.stderr_path = stderr_path
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+
+async def start_bridge(env: dict[str, str], *, initialize: bool = True, command: list[str] | None = None) -> Bridge:
+    fd, name = tempfile.mkstemp(prefix="bridge-stderr-", suffix=".log")
+    try:
+        client = await BridgeClient.spawn(command or BRIDGE, env=env, stderr=fd)
+    finally:
+        os.close(fd)
+    bridge = Bridge(client, Path(name))
+    if initialize:
+        await client.initialize("pytest")
+    return bridge
+
+
+async def with_bridge(env: dict[str, str], body: Callable[[BridgeClient], Awaitable[T]]) -> T:
+    bridge = await start_bridge(env)
+    try:
+        return await body(bridge.client)
+    finally:
+        await bridge.client.close()
+
+
+async def error_of(call: Awaitable[Any]) -> BridgeRPCError:
+    try:
+        await call
+    except BridgeRPCError as exc:
+        return exc
+    raise AssertionError("expected a JSON-RPC error reply")
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(step)

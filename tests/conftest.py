@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from circle_bridge.emulator import Emulator, EmulatorConfig
+
+
+@pytest.fixture(scope="module")
+def shared_emulator() -> Iterator[Emulator]:
+    """One emulator for tests that do not change its faults."""
+    with Emulator(EmulatorConfig()) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A private emulator: the test may switch faults on."""
+    with Emulator(EmulatorConfig()) as emulator:
+        yield emulator
