@@ -77,9 +77,10 @@ class FrameParser:
             del self._buf[: match.start()]
             return
         # keep only a tail that could be the start of a header name split across reads
-        tail = bytes(self._buf[-(len("content-length:") - 1) :])
-        cut = tail.rfind(b"\n")
-        self._buf = bytearray(tail[cut + 1 :])
+        name = b"content-length:"
+        lowered = bytes(self._buf[-(len(name) - 1) :]).lower()
+        keep = next((n for n in range(len(lowered), 0, -1) if name.startswith(lowered[-n:])), 0)
+        del self._buf[: len(self._buf) - keep]
 
     def _parse_header(self, header: bytes) -> tuple[int | None, FrameError | None]:
         length: int | None = None

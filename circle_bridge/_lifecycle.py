@@ -93,8 +93,11 @@ def register_lifecycle(
         lifecycle.on_initialize(parse(params, InitializeParams))
         return initialize_result()
 
+    # Notification handlers are plain functions on purpose: pygls stores the future of an async
+    # notification handler in its request table and never removes it (a leak that would also count
+    # against the in-flight cap). These run inline and do no I/O.
     @server.feature("initialized")
-    async def initialized(params: Any) -> None:
+    def initialized(params: Any) -> None:
         parse(params, NoParams)
 
     @server.feature("shutdown")
@@ -102,5 +105,5 @@ def register_lifecycle(
         lifecycle.on_shutdown()
 
     @server.feature("exit")
-    async def exit_(params: Any) -> None:
+    def exit_(params: Any) -> None:
         lifecycle.on_exit()

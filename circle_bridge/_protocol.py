@@ -262,7 +262,15 @@ METHODS: tuple[Method, ...] = (
             Example(
                 "topics",
                 {"circleId": EXAMPLE_CIRCLE_ID},
-                {"topics": [{"topicId": "1f0e2d3c-4b5a-4978-8d6e-5f4a3b2c1d11", "topicName": "Passwords", "messageCount": 27}]},
+                {
+                    "topics": [
+                        {
+                            "topicId": "1f0e2d3c-4b5a-4978-8d6e-5f4a3b2c1d11",
+                            "topicName": "Passwords",
+                            "messageCount": 27,
+                        }
+                    ]
+                },
             ),
             Example(
                 "unknown circle",

@@ -79,3 +79,12 @@ def test_conflicting_lengths_rejected() -> None:
     out = parser.feed(b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}" + frames(b"[5]"))
     assert isinstance(out[0], FrameError)
     assert out[-1] == b"[5]"
+
+
+def test_garbage_then_a_later_frame_in_another_read() -> None:
+    parser = FrameParser(1024)
+    first = parser.feed(b"Content-Lenght: 2\r\n\r\n{}")
+    assert len(first) == 1
+    assert isinstance(first[0], FrameError)
+    assert parser.feed(b"Cont") == []
+    assert parser.feed(frames(b"[6]")[4:]) == [b"[6]"]

@@ -1,0 +1,94 @@
+"""``python -m circle_bridge.emulator``: run the emulator in the foreground.
+
+Stdout carries exactly one line, the JSON of ``Emulator.describe()``, written as soon as both
+ports listen; scripts and other languages' tests read it to find the URLs and the demo
+credentials. Diagnostics go to stderr. SIGINT or SIGTERM stops the emulator gracefully and the
+process exits 0; stdin is never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
+
+from ._config import EmulatorConfig, TokenBody
+from ._server import Emulator
+
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def run_cli(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token_port: int = 0,
+    token_ttl: float = 600.0,
+    https: bool = False,
+    token_body: TokenBody = "string",  # noqa: S107
+) -> int:
+    """Serve until SIGINT/SIGTERM. ``port`` is the service port (0 = a free one; the real
+    CircleService uses 31415). Returns the process exit code: 0 after a signal, 1 if the
+    emulator cannot start or its event loop dies."""
+    try:
+        config = EmulatorConfig(
+            host=host, token_port=token_port, service_port=port, token_ttl=token_ttl, https=https, token_body=token_body
+        )
+        emulator = Emulator(config).start()
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"circle-bridge emulator: cannot start: {exc}\n")
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[signal.Signals, _Handler] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        sys.stdout.write(json.dumps(emulator.describe(), ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        while not stop.wait(1.0):
+            if not emulator._running():
+                return 1
+        return 0
+    finally:
+        emulator.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main_cli(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m circle_bridge.emulator",
+        description="Emulate the Circle token endpoint and the local CircleService over HTTP. "
+        "Prints one JSON line (URLs and demo credentials), then serves until SIGINT/SIGTERM.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="service port; 0 = a free port (the real one is 31415)")
+    parser.add_argument("--token-port", type=int, default=0, help="token endpoint port; 0 = a free port")
+    parser.add_argument("--token-ttl", type=float, default=600.0, help="token lifetime in seconds (default: 600)")
+    parser.add_argument("--https", action="store_true", help="serve the service over https with a generated CA")
+    parser.add_argument(
+        "--token-body",
+        choices=("string", "object"),
+        default="string",
+        help="'string' = the documented double-encoded JSON body; 'object' = a plain {\"Token\": ...}",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+    return run_cli(
+        host=args.host,
+        port=args.port,
+        token_port=args.token_port,
+        token_ttl=args.token_ttl,
+        https=args.https,
+        token_body=args.token_body,
+    )

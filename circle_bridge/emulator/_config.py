@@ -1,0 +1,120 @@
+"""What an emulator is configured with, and the fault switches tests flip while it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+TokenBody = Literal["string", "object"]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One developer identity, as Circle hands it out on sign-up (circle-api.md §1).
+
+    The emulator accepts a token request when ``customer_id`` + ``app_key`` match and the request
+    is signed with ``secret``; ``end_user_id`` is free-form per the docs and only serves as the
+    default a client should use.
+    """
+
+    customer_id: str
+    app_key: str
+    end_user_id: str
+    secret: str = field(repr=False)
+
+
+DEMO_CREDENTIALS = Credentials(
+    customer_id="CUST-DEMO-0001",
+    app_key="appkey-demo-7f3a9c",
+    end_user_id="userman",
+    # A published demo credential, not a secret. It holds `+`, `/` and `=` on purpose, so a
+    # client that mangles them while encoding or signing fails against the emulator.
+    secret="demo-secret-N0t-A-Real-S3cret+/=kq4Xv9Tz",  # noqa: S106
+)
+
+
+@dataclass
+class EmulatorConfig:
+    """How an :class:`~circle_bridge.emulator.Emulator` listens and behaves.
+
+    Raises ``ValueError`` (from ``__post_init__``) for a non-positive ``token_ttl`` or
+    ``nonce_window``, an unknown ``token_body`` or an empty ``credentials`` tuple.
+    """
+
+    host: str = "127.0.0.1"
+    token_port: int = 0  # 0 = a free port
+    service_port: int = 0  # 0 = a free port (the real CircleService uses 31415)
+    token_ttl: float = 600.0  # JWT exp - iat, in seconds (rounded up to whole seconds)
+    nonce_window: float = 300.0  # accepted |now - nonce|, in seconds
+    token_body: TokenBody = "string"  # noqa: S105  # "string" = the documented double-encoded body
+    https: bool = False  # serve the service over TLS with a generated CA
+    cert_dir: str | None = None  # where ca.pem, service.pem, service.key go; a temp dir if None
+    credentials: tuple[Credentials, ...] = (DEMO_CREDENTIALS,)
+
+    def __post_init__(self) -> None:
+        if not self.token_ttl > 0:
+            raise ValueError("token_ttl must be > 0")
+        if not self.nonce_window > 0:
+            raise ValueError("nonce_window must be > 0")
+        if self.token_body not in ("string", "object"):
+            raise ValueError("token_body must be 'string' or 'object'")
+        if not self.credentials:
+            raise ValueError("credentials must hold at least one identity")
+
+
+# Wire name (control API, JSON) -> attribute name.
+_FAULT_NAMES: dict[str, str] = {
+    "serviceDown": "service_down",
+    "serviceDelay": "service_delay",
+    "serviceError500": "service_error_500",
+    "serviceMalformed": "service_malformed",
+    "tokenRefuse": "token_refuse",
+    "tokenDelay": "token_delay",
+}
+_DELAYS = frozenset({"service_delay", "token_delay"})
+
+
+@dataclass(slots=True)
+class Faults:
+    """Fault switches. Every field but ``service_down`` takes effect on the next request when it
+    is assigned directly. ``service_down`` closes or reopens a listening socket, which
+    ``Emulator.set_faults`` does before it returns; a direct assignment is picked up within
+    about 50 ms."""
+
+    service_down: bool = False  # the service listener is closed: connection refused
+    service_delay: float = 0.0  # seconds added before every /v1 reply
+    service_error_500: bool = False  # every /v1 call answers 500 with a text body
+    service_malformed: bool = False  # every /v1 call answers 200 with a body that is not JSON
+    token_refuse: bool = False  # the token endpoint answers 403 {"Message": "refused"}
+    token_delay: float = 0.0  # seconds added before every token reply
+
+    def to_json(self) -> dict[str, bool | float]:
+        return {wire: getattr(self, attr) for wire, attr in _FAULT_NAMES.items()}
+
+    def clear(self) -> None:
+        for attr in _FAULT_NAMES.values():
+            setattr(self, attr, 0.0 if attr in _DELAYS else False)
+
+    def update(self, changes: Mapping[str, object]) -> None:
+        """Apply a subset of switches, named either way (``serviceDown`` or ``service_down``).
+
+        All changes are checked before any is applied. Raises ``ValueError`` naming the first
+        unknown switch or badly typed value.
+        """
+        checked: dict[str, bool | float] = {}
+        known = set(_FAULT_NAMES.values())
+        for name, value in changes.items():
+            attr = _FAULT_NAMES.get(name, name)
+            if attr not in known:
+                raise ValueError(f"unknown fault switch {name!r}; known: {', '.join(_FAULT_NAMES)}")
+            if attr in _DELAYS:
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 3600:
+                    raise ValueError(f"{name} must be a number of seconds in [0, 3600)")
+                checked[attr] = float(value)
+            else:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{name} must be true or false")
+                checked[attr] = value
+        for attr, value in checked.items():
+            setattr(self, attr, value)

@@ -1,0 +1,166 @@
+"""The local CircleService port (circle-api.md §3).
+
+``GET /`` answers 200 (any answer means "running", §3.2). Every ``/v1/*`` call is a POST with a
+JSON object body (§3.3) and is checked in this order:
+
+1. unknown path 404, other method 405 (``Allow: POST``);
+2. fault switches: ``serviceDelay``, then ``serviceError500`` / ``serviceMalformed``;
+3. ``x-circle-appkey`` missing or not a configured appKey: 401;
+4. except ``/v1/authorize``: ``Authorization: Bearer <token>`` must carry a token that
+   ``/v1/authorize`` accepted for this appKey and that has not expired: else 401
+   ``{"Status": {"Result": false, "Message": "Unauthorized"}}``;
+5. body not a JSON object: 400;
+6. the call itself. Logical failures (unknown circle, missing ``CircleId``) are 200 with
+   ``Status.Result == false``, as callers check ``Status.Result`` on every reply (§3.8).
+
+``Content-Type`` and ``Accept`` are not checked: the docs show what clients send, not what the
+service demands.
+
+Replies that do not depend on the request are encoded once, at construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._asgi import TEXT, Receive, Reply, Scope, Send, decode_json, header, read_body
+from ._config import EmulatorConfig, Faults
+from ._seed import NESTED_KEYS, SEED_CIRCLES
+from ._tokens import TokenAuthority, TokenError
+
+VERSION = "emulator-1.0"
+
+_OK = {"Result": True, "Message": ""}
+
+
+def _status(message: str) -> dict[str, object]:
+    return {"Result": False, "Message": message}
+
+
+_RUNNING = Reply.json(200, {"Running": True, "Version": VERSION})
+_NOT_FOUND = Reply.json(404, {"Status": _status("Not found")})
+_POST_ONLY = Reply.json(405, {"Status": _status("Method not allowed")}, extra=((b"allow", b"POST"),))
+_GET_ONLY = Reply.json(405, {"Status": _status("Method not allowed")}, extra=((b"allow", b"GET"),))
+_UNAUTHORIZED = Reply.json(401, {"Status": _status("Unauthorized")})
+_NO_APPKEY = Reply.json(401, {"Status": _status("Missing x-circle-appkey header")})
+_BAD_APPKEY = Reply.json(401, {"Status": _status("Unknown x-circle-appkey")})
+_BAD_BODY = Reply.json(400, {"Status": _status("The body must be a JSON object")})
+_TOO_LARGE = Reply.json(413, {"Status": _status("The body is too large")})
+_NO_TOKEN = Reply.json(400, {"Status": _status("Token is required")})
+_AUTHORIZED = Reply.json(200, {"Status": _OK})
+_ERROR_500 = Reply(500, b"Internal Server Error (emulated fault)", TEXT)
+_MALFORMED = Reply(200, b"<!DOCTYPE html><html><body>CircleService: unexpected error</body></html>")
+
+_ENUM_CIRCLES = Reply.json(
+    200,
+    {"Status": _OK, "CircleMeta": [{k: v for k, v in c.items() if k not in NESTED_KEYS} for c in SEED_CIRCLES]},
+)
+_TOPICS = {c["CircleId"]: Reply.json(200, {"Status": _OK, "Topics": c["Topics"]}) for c in SEED_CIRCLES}
+_WHO_AM_I = {c["CircleId"]: Reply.json(200, {"Status": _OK, **c["Member"]}) for c in SEED_CIRCLES}
+_TOPICS_NO_ID = Reply.json(200, {"Status": _status("CircleId is required"), "Topics": []})
+_TOPICS_UNKNOWN = Reply.json(200, {"Status": _status("Circle not found"), "Topics": []})
+_WHO_NO_ID = Reply.json(200, {"Status": _status("CircleId is required")})
+_WHO_UNKNOWN = Reply.json(200, {"Status": _status("Circle not found")})
+
+_Handler = Callable[[dict[str, Any], bytes], Reply]
+
+
+def _enum_circles(body: dict[str, Any], app_key: bytes) -> Reply:
+    return _ENUM_CIRCLES
+
+
+def _enum_topics(body: dict[str, Any], app_key: bytes) -> Reply:
+    circle_id = body.get("CircleId")
+    if not isinstance(circle_id, str) or not circle_id:
+        return _TOPICS_NO_ID
+    return _TOPICS.get(circle_id, _TOPICS_UNKNOWN)
+
+
+def _who_am_i(body: dict[str, Any], app_key: bytes) -> Reply:
+    circle_id = body.get("CircleId")
+    if not isinstance(circle_id, str) or not circle_id:
+        return _WHO_NO_ID
+    return _WHO_AM_I.get(circle_id, _WHO_UNKNOWN)
+
+
+class ServiceApp:
+    """ASGI app of the service port."""
+
+    def __init__(
+        self, config: EmulatorConfig, authority: TokenAuthority, faults: Faults, stats: dict[str, int]
+    ) -> None:
+        self._authority = authority
+        self._faults = faults
+        self._stats = stats
+        self._app_keys = frozenset(c.app_key.encode("utf-8") for c in config.credentials)
+        # path -> (stats counter, handler); None marks /v1/authorize, which needs no Bearer.
+        self._routes: dict[str, tuple[str, _Handler | None]] = {
+            "/v1/authorize": ("authorize", None),
+            "/v1/enumCircles": ("enumCircles", _enum_circles),
+            "/v1/enumTopics": ("enumTopics", _enum_topics),
+            "/v1/whoAmI": ("whoAmI", _who_am_i),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        self._stats["serviceRequests"] += 1
+        path: str = scope["path"]
+        route = self._routes.get(path)
+        if route is not None:
+            reply = await self._call(scope, receive, *route) if scope["method"] == "POST" else _POST_ONLY
+        elif path == "/":
+            reply = _RUNNING if scope["method"] == "GET" else _GET_ONLY
+        else:
+            reply = _NOT_FOUND
+        if reply.status == 401:
+            self._stats["unauthorized"] += 1
+        await reply.send(send)
+
+    async def _call(self, scope: Scope, receive: Receive, counter: str, handler: _Handler | None) -> Reply:
+        self._stats[counter] += 1
+        raw = await read_body(receive)
+        faults = self._faults
+        if faults.service_delay > 0:
+            await asyncio.sleep(faults.service_delay)
+        if faults.service_error_500:
+            return _ERROR_500
+        if faults.service_malformed:
+            return _MALFORMED
+        app_key = header(scope, b"x-circle-appkey")
+        if app_key is None:
+            return _NO_APPKEY
+        if app_key not in self._app_keys:
+            return _BAD_APPKEY
+        now = time.time()
+        if handler is not None and not self._authority.is_authorized(_bearer(scope), app_key, now):
+            return _UNAUTHORIZED
+        if raw is None:
+            return _TOO_LARGE
+        try:
+            body = decode_json(raw)
+        except ValueError:
+            return _BAD_BODY
+        if not isinstance(body, dict):
+            return _BAD_BODY
+        if handler is not None:
+            return handler(body, app_key)
+        token = body.get("Token")
+        if not isinstance(token, str) or not token:
+            return _NO_TOKEN
+        try:
+            self._authority.authorize(token, app_key, now)
+        except TokenError as exc:
+            return Reply.json(401, {"Status": _status(str(exc))})
+        return _AUTHORIZED
+
+
+def _bearer(scope: Scope) -> bytes:
+    value = header(scope, b"authorization")
+    if value is None:
+        return b""
+    scheme, _, token = value.partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""
