@@ -1,8 +1,9 @@
 """One client connection: bytes from a transport go through framing and the codec into a fresh
 pygls protocol with the lifecycle gate and the circle handlers; replies go back the same way.
 
-The read loop applies backpressure: it waits for the writer to drain before reading the next
-chunk, so a client that does not read its replies stops being read, instead of growing memory.
+Backpressure, so a slow client costs bounded memory and loses nothing: before each message the
+loop waits for the writer to drain, and at most ``max_in_flight`` requests run at once; beyond
+either limit the loop stops reading and the kernel buffer throttles the client.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol, cast
+
+from pygls.protocol import JsonRPCRequestMessage
 
 from . import _errors as E
 from ._codec import Invalid, decode_message
@@ -69,7 +72,9 @@ class Connection:
         self.protocol = protocol
         protocol.write_frame = self._write
         protocol.trace = trace
-        protocol.max_in_flight = settings.max_in_flight
+        self._max_in_flight = settings.max_in_flight
+        self._slot_freed = asyncio.Event()
+        protocol.on_request_done = self._slot_freed.set
         self.lifecycle = Lifecycle(self.close, watch_parent=watch_parent)
         protocol.gate = self.lifecycle.gate
         register_lifecycle(self.server, self.lifecycle, parse_params, _initialize_result)
@@ -86,8 +91,10 @@ class Connection:
             self.exit_code = code
             self._closed.set()
 
-    def feed(self, data: bytes) -> None:
+    async def feed(self, data: bytes) -> None:
         for item in self._parser.feed(data):
+            # backpressure per message: a client that does not read its replies stops being served
+            await self._writer.drain()
             if isinstance(item, FrameError):
                 spec = E.INVALID_REQUEST if "exceeds" in item.reason else E.PARSE_ERROR
                 log.info("bad frame: %s", item.reason)
@@ -98,6 +105,11 @@ class Connection:
                 log.info("bad message: %s", message.detail)
                 self.protocol.send_error(message.id, message.spec, f"{message.spec.message}: {message.detail}")
                 continue
+            # A request beyond the in-flight cap waits for a free slot: reading stops, the client is
+            # throttled by its pipe or socket, and no request is refused or lost.
+            while isinstance(message, JsonRPCRequestMessage) and self.protocol.in_flight >= self._max_in_flight:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
             self.protocol.handle_message(message)
 
     async def run(self, reader: asyncio.StreamReader) -> int:
@@ -116,7 +128,7 @@ class Connection:
                     await self._finish_in_flight()
                     self.close(0)
                     break
-                self.feed(data)
+                await self.feed(data)
         except (ConnectionError, asyncio.IncompleteReadError):
             self.close(1)
         finally:

@@ -5,7 +5,7 @@ handles `$/cancelRequest`. This subclass adds what pygls lacks (pygls-notes.md Â
 * **the one place where exceptions become JSON-RPC errors** (`_send_handler_result`): a
   `BridgeError` becomes its catalogue code, anything else a bare -32603 with no traceback;
 * a gate, consulted before dispatch, that the lifecycle layer fills in;
-* a cap on requests in flight per connection.
+* a hook when a request finishes, which the connection uses to cap requests in flight.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class BridgeProtocol(JsonRPCProtocol):
         self.write_frame: Callable[[bytes], None] | None = None
         self.trace: Callable[[str, Any], None] | None = None
         self.gate: Gate | None = None
-        self.max_in_flight = 256
+        self.on_request_done: Callable[[], None] | None = None
         self._methods: dict[MsgId, str] = {}
 
     # -- outgoing ---------------------------------------------------------------------------
@@ -58,11 +58,14 @@ class BridgeProtocol(JsonRPCProtocol):
     def _send_handler_result(self, future: Future[Any], *, msg_id: MsgId) -> None:
         self._request_futures.pop(msg_id, None)
         method = self._methods.pop(msg_id, "?")
+        if self.on_request_done is not None:
+            self.on_request_done()
         if future.cancelled():
             self.send_error(msg_id, E.REQUEST_CANCELLED, f"Request {msg_id!r} was cancelled", {"retryable": False})
             return
         exc = future.exception()
         if exc is None:
+            log.debug("reply to %s id=%r", method, msg_id)
             self._send_response(msg_id, result=future.result())
         elif isinstance(exc, E.BridgeError):
             log.info("%s (id %r) failed: %d %s", method, msg_id, exc.code, exc.message)
@@ -79,6 +82,7 @@ class BridgeProtocol(JsonRPCProtocol):
         msg_id = getattr(message, "id", None) if method is not None else None
         if self.trace is not None:
             self.trace("recv", message)
+        log.debug("recv %s id=%r", method or "response", msg_id)
         if self.gate is not None:
             refusal = self.gate(message)
             if refusal is not None:
@@ -87,12 +91,12 @@ class BridgeProtocol(JsonRPCProtocol):
                     self.send_error(msg_id, spec, f"{spec.message}: {detail}")
                 return
         if msg_id is not None:
-            if len(self._request_futures) >= self.max_in_flight:
-                err = E.ServerBusy(f"more than {self.max_in_flight} requests in flight")
-                self.send_error(msg_id, err.spec, err.message, err.wire_data())
-                return
             self._methods[msg_id] = str(method)
         super().handle_message(message)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._request_futures)
 
     def _handle_cancel_notification(self, msg_id: MsgId) -> None:
         future = self._request_futures.get(msg_id)

@@ -15,8 +15,7 @@ dispatch boundary in ``_dispatch.py``)::
     ├── CircleOperationFailed     -33004, upstream Status.Message in data.upstreamMessage
     ├── UpstreamMalformed         -33005
     ├── UpstreamTimeout           -33006
-    ├── BadConfiguration          -33007, data.missing lists the settings to set
-    └── ServerBusy                -33008
+    └── BadConfiguration          -33007, data.missing lists the settings to set
 """
 
 from __future__ import annotations
@@ -129,14 +128,6 @@ BAD_CONFIGURATION = ErrorSpec(
     "A required setting is missing or invalid; `data.missing` names the settings.",
     False,
 )
-SERVER_BUSY = ErrorSpec(
-    -33008,
-    "ServerBusy",
-    "Too many requests in flight",
-    "This connection has more requests in flight than the server allows. Retry later.",
-    True,
-)
-
 CATALOGUE: tuple[ErrorSpec, ...] = (
     PARSE_ERROR,
     INVALID_REQUEST,
@@ -152,7 +143,6 @@ CATALOGUE: tuple[ErrorSpec, ...] = (
     UPSTREAM_MALFORMED,
     UPSTREAM_TIMEOUT,
     BAD_CONFIGURATION,
-    SERVER_BUSY,
 )
 
 
@@ -208,7 +198,3 @@ class UpstreamTimeout(BridgeError):
 
 class BadConfiguration(BridgeError):
     spec = BAD_CONFIGURATION
-
-
-class ServerBusy(BridgeError):
-    spec = SERVER_BUSY

@@ -39,6 +39,12 @@ class Lifecycle:
             return None
         if self.shut_down:
             return E.INVALID_REQUEST, "the server is shut down; only `exit` is accepted"
+        if method == "initialize":
+            # decided here, in arrival order, so a client may pipeline requests right behind it
+            if self.initialized:
+                return E.INVALID_REQUEST, "`initialize` may be sent only once per connection"
+            self.initialized = True
+            return None
         if not self.initialized:
             spec = METHODS_BY_NAME.get(method)
             if spec is None or not spec.before_initialize:
@@ -46,9 +52,6 @@ class Lifecycle:
         return None
 
     def on_initialize(self, params: InitializeParams) -> None:
-        if self.initialized:
-            raise _AlreadyInitialized("`initialize` may be sent only once per connection")
-        self.initialized = True
         if params.client_info:
             self.client = params.client_info
             log.info("client %s %s connected", params.client_info.name, params.client_info.version or "")
@@ -76,10 +79,6 @@ class Lifecycle:
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
-
-
-class _AlreadyInitialized(E.BridgeError):
-    spec = E.INVALID_REQUEST
 
 
 def register_lifecycle(

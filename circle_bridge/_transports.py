@@ -48,7 +48,9 @@ class _BlockingWriter:
 
 
 async def _stdin_reader(loop: asyncio.AbstractEventLoop) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader(limit=1 << 20)
+    # the limit is also where the reader stops pulling from the pipe (2x): keep it small, so a client
+    # whose replies back up is throttled by the kernel pipe instead of by our memory
+    reader = asyncio.StreamReader(limit=32 * 1024)
     try:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
     except ValueError:  # a regular file: feed the reader from a thread

@@ -93,9 +93,9 @@ async def error_of(call: Awaitable[Any]) -> BridgeRPCError:
     raise AssertionError("expected a JSON-RPC error reply")
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> None:
+async def wait_until(predicate: Callable[[], bool], within: float = 10.0, step: float = 0.02) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")

@@ -64,15 +64,21 @@ def parse_token_body(body: bytes) -> str:
 
 
 def token_lifetime(token: str, now: float | None = None) -> float:
-    """Seconds the JWT is valid for, from its own claims (``exp - iat``, which is immune to clock
-    skew between us and the cloud); ``exp - now`` without ``iat``; 10 minutes if unreadable."""
+    """Seconds the JWT is surely still valid for, counted from when it was requested.
+
+    From its own claims, ``exp - iat``, which is immune to clock skew between us and the cloud.
+    JWT times are whole seconds and ``iat`` is truncated, so the token may really have been issued
+    up to a second after ``iat`` says: one second is taken off. Without ``iat``: ``exp - now``.
+    Unreadable: the documented 10 minutes.
+    """
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         exp = float(claims["exp"])
         iat = claims.get("iat")
-        start = float(iat) if isinstance(iat, int | float) else (time.time() if now is None else now)
-        return max(0.0, exp - start)
+        if isinstance(iat, int | float) and not isinstance(iat, bool):
+            return max(0.0, exp - float(iat) - (1.0 if isinstance(iat, int) else 0.0))
+        return max(0.0, exp - (time.time() if now is None else now))
     except (IndexError, KeyError, TypeError, ValueError, binascii.Error, UnicodeDecodeError):
         return DEFAULT_TOKEN_LIFETIME
 
@@ -136,7 +142,9 @@ class TokenEndpoint:
 
     async def _get(self, url: str) -> httpx.Response:
         try:
-            return await self._client.get(url, headers={"Accept": "application/json"})
+            reply = await self._client.get(url, headers={"Accept": "application/json"})
+            log.debug("GET %s (signed query not shown) -> HTTP %d", self.url, reply.status_code)
+            return reply
         except httpx.TimeoutException:
             raise UpstreamTimeout("the Circle token endpoint did not answer in time", upstream="token") from None
         except httpx.HTTPError as exc:

@@ -15,6 +15,7 @@ import msgspec
 
 from .._errors import (
     AuthorizationRejected,
+    BadConfiguration,
     CircleOperationFailed,
     ServiceNotRunning,
     UpstreamMalformed,
@@ -24,6 +25,15 @@ from ._casing import camelize
 from ._replies import upstream_message
 
 log = logging.getLogger("circle_bridge.upstream")
+
+
+def _tls_verification_failed(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Unauthorized(Exception):
@@ -97,10 +107,18 @@ class ServiceClient:
     async def _post(self, path: str, body: dict[str, Any], token: str | None) -> httpx.Response:
         headers = self._base_headers if token is None else {**self._base_headers, "Authorization": f"Bearer {token}"}
         try:
-            return await next(self._next).post(path, content=_JSON.encode(body), headers=headers)
+            reply = await next(self._next).post(path, content=_JSON.encode(body), headers=headers)
+            log.debug("POST %s -> HTTP %d", path, reply.status_code)
+            return reply
         except httpx.TimeoutException:
             raise UpstreamTimeout(f"CircleService did not answer {path} in time", upstream="service") from None
         except httpx.HTTPError as exc:
+            if _tls_verification_failed(exc):
+                raise BadConfiguration(
+                    f"{self.base_url} presented a certificate this bridge does not trust; "
+                    "set CIRCLE_CA_FILE to the CA that CircleService installed",
+                    invalid=["CIRCLE_CA_FILE"],
+                ) from None
             raise ServiceNotRunning(
                 f"no connection to {self.base_url} ({type(exc).__name__})", serviceUrl=self.base_url
             ) from None

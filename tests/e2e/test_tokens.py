@@ -1,0 +1,122 @@
+"""Token handling through a real bridge: expiry, 401 recovery, single flight, body shapes, https."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from circle_bridge.client import BridgeClient
+from circle_bridge.emulator import SEED_CIRCLES, Emulator
+from tests.bridge_harness import bridge_env, emulator_running, run, wait_until, with_bridge
+
+
+def test_token_expiring_mid_session_is_refreshed_unnoticed() -> None:
+    with emulator_running(token_ttl=2) as emulator:
+
+        async def body(bridge: BridgeClient) -> int:
+            first = await bridge.circle_initialize()
+            assert first["expiresIn"] <= 2
+            calls = 0
+
+            async def keep_calling() -> None:
+                nonlocal calls
+                while emulator.stats["tokenRequests"] < 3:  # two refreshes: the session outlived 2 tokens
+                    assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
+                    calls += 1
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(keep_calling(), 15)
+            return calls
+
+        calls = run(with_bridge(bridge_env(emulator), body))
+        assert calls > 10
+        # proactive refresh before expiry: the service never had to answer 401
+        assert emulator.stats["unauthorized"] == 0
+        assert emulator.stats["authorize"] == emulator.stats["tokenRequests"]
+
+
+def test_service_401_gets_new_token_authorize_and_one_retry(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
+        assert emulator.stats["tokenRequests"] == 1
+        emulator.revoke()  # the service forgets every token: next call gets 401
+        assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
+        assert emulator.stats["unauthorized"] == 1
+        assert emulator.stats["tokenRequests"] == 2
+        assert emulator.stats["authorize"] == 2
+
+    run(with_bridge(bridge_env(emulator), body))
+
+
+def test_concurrent_callers_share_one_token_request(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        emulator.set_faults(tokenDelay=0.3)  # all callers arrive while the first fetch is in flight
+        calls = [bridge.circle_initialize() for _ in range(10)] + [bridge.enum_circles() for _ in range(10)]
+        results = await asyncio.gather(*calls)
+        assert all(r for r in results)
+        assert emulator.stats["tokenRequests"] == 1
+        assert emulator.stats["authorize"] == 1
+
+    run(with_bridge(bridge_env(emulator), body))
+
+
+def test_identical_concurrent_reads_are_coalesced(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        await bridge.circle_initialize()
+        emulator.set_faults(serviceDelay=0.3)
+        results = await asyncio.gather(*(bridge.enum_circles() for _ in range(8)))
+        assert all(len(r) == len(SEED_CIRCLES) for r in results)
+        assert emulator.stats["enumCircles"] < 8
+        before = emulator.stats["enumCircles"]
+        await bridge.enum_circles()  # not concurrent: a fresh call, never a stale cached answer
+        assert emulator.stats["enumCircles"] == before + 1
+
+    run(with_bridge(bridge_env(emulator), body))
+
+
+def test_plain_object_token_body_and_millisecond_nonces() -> None:
+    with emulator_running(token_body="object") as emulator:
+
+        async def body(bridge: BridgeClient) -> None:
+            assert (await bridge.circle_initialize())["authorized"] is True
+
+        run(with_bridge(bridge_env(emulator, CIRCLE_NONCE_UNIT="ms"), body))
+        assert emulator.stats["tokenRequests"] == 1
+
+
+def test_https_service_with_ca_file() -> None:
+    with emulator_running(https=True) as emulator:
+        assert emulator.service_url.startswith("https://127.0.0.1:")
+
+        async def body(bridge: BridgeClient) -> None:
+            assert await bridge.is_service_running() is True
+            assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
+
+        run(with_bridge(bridge_env(emulator), body))
+
+
+def test_https_service_without_trusting_its_ca_is_a_configuration_error() -> None:
+    with emulator_running(https=True) as emulator:
+        env = bridge_env(emulator)
+        del env["CIRCLE_CA_FILE"]
+
+        async def body(bridge: BridgeClient) -> None:
+            err = None
+            try:
+                await bridge.enum_circles()
+            except Exception as exc:
+                err = exc
+            assert err is not None
+            assert getattr(err, "code", None) == -33007
+            assert "CIRCLE_CA_FILE" in str(err)
+
+        run(with_bridge(env, body))
+
+
+def test_wait_until_is_bounded() -> None:
+    async def never() -> None:
+        await wait_until(lambda: False, within=0.1)
+
+    with pytest.raises(AssertionError, match="in time"):
+        run(never())
