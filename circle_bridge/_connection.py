@@ -77,7 +77,7 @@ class Connection:
         protocol.on_request_done = self._slot_freed.set
         self.lifecycle = Lifecycle(self.close, watch_parent=watch_parent)
         protocol.gate = self.lifecycle.gate
-        register_lifecycle(self.server, self.lifecycle, parse_params, _initialize_result)
+        register_lifecycle(self.server, self.lifecycle, parse_params, _initialize_result, self._others_answered)
         register_circle_methods(self.server, session, build_document)
         registered = set(self.server.protocol.fm.features)
         assert registered | {"$/cancelRequest"} == {m.name for m in METHODS}, "protocol and handlers disagree"
@@ -139,6 +139,14 @@ class Connection:
             with contextlib.suppress(ConnectionError, TimeoutError):
                 await asyncio.wait_for(self._writer.drain(), timeout=5)
         return self.exit_code
+
+    async def _others_answered(self) -> None:
+        """Wait (bounded) until every request but the calling one is answered."""
+        current: object = asyncio.current_task()
+        pending = [cast("asyncio.Future[Any]", f) for f in self.protocol._request_futures.values() if f is not current]
+        if pending:
+            await asyncio.wait(pending, timeout=EOF_GRACE_SECONDS)
+            await asyncio.sleep(0)
 
     async def _finish_in_flight(self) -> None:
         # every handler is `async def`, so pygls stored asyncio futures (its annotation says concurrent ones)

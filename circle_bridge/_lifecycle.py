@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pygls.server import JsonRPCServer
@@ -86,6 +86,7 @@ def register_lifecycle(
     lifecycle: Lifecycle,
     parse: Callable[[Any, type[Any]], Any],
     initialize_result: Callable[[], InitializeResult],
+    drain_requests: Callable[[], Awaitable[None]],
 ) -> None:
     @server.feature("initialize")
     async def initialize(params: Any) -> InitializeResult:
@@ -102,6 +103,9 @@ def register_lifecycle(
     @server.feature("shutdown")
     async def shutdown(params: Any) -> None:
         lifecycle.on_shutdown()
+        # answer only once every earlier request is answered, so `exit` right after the reply
+        # cannot drop a reply the client still waits for
+        await drain_requests()
 
     @server.feature("exit")
     def exit_(params: Any) -> None:

@@ -38,6 +38,12 @@ class Authorization:
     token_requests: int
 
 
+@dataclass
+class _Shared:
+    future: asyncio.Future[Any]
+    waiters: int = 0
+
+
 class TokenProvider:
     """Hands out a valid token. N concurrent callers cause at most one token request."""
 
@@ -90,7 +96,7 @@ class Session:
         self._endpoint = endpoint
         self._authorized: IssuedToken | None = None
         self._authorizing: dict[str, asyncio.Task[None]] = {}
-        self._coalesced: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+        self._coalesced: dict[tuple[Any, ...], _Shared] = {}
 
     @property
     def service_url(self) -> str:
@@ -148,14 +154,30 @@ class Session:
             raise AuthorizationRejected("CircleService answered 401 even with a fresh token", httpStatus=401) from None
 
     async def _coalesce(self, key: tuple[Any, ...], make: Callable[[], Awaitable[T]]) -> T:
-        """Concurrent identical reads share one upstream call and its result (or error)."""
-        shared = self._coalesced.get(key)
-        if shared is None:
+        """Concurrent identical reads share one upstream call and its result (or error). The call
+        is cancelled when every caller waiting on it is, so a later caller never joins a call that
+        nobody wanted any more."""
+        entry = self._coalesced.get(key)
+        if entry is None:
             shared = asyncio.ensure_future(make())
-            self._coalesced[key] = shared
-            shared.add_done_callback(lambda _f: self._coalesced.pop(key, None))
-        result: T = await asyncio.shield(shared)
-        return result
+            entry = self._coalesced[key] = _Shared(shared)
+
+            def forget(_done: asyncio.Future[Any]) -> None:
+                if self._coalesced.get(key) is entry:
+                    del self._coalesced[key]
+
+            shared.add_done_callback(forget)
+        entry.waiters += 1
+        try:
+            result: T = await asyncio.shield(entry.future)
+            return result
+        except asyncio.CancelledError:
+            if not entry.future.done() and entry.waiters == 1:
+                entry.future.cancel()
+                self._coalesced.pop(key, None)
+            raise
+        finally:
+            entry.waiters -= 1
 
     async def enum_circles(self) -> list[dict[str, Any]]:
         return await self._coalesce(("enumCircles",), lambda: self._with_token(self._service.enum_circles))

@@ -9,7 +9,7 @@ from typing import Any
 from circle_bridge._framing import encode_frame
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
-from tests.bridge_harness import bridge_env, emulator_running, error_of, run, start_bridge, with_bridge
+from tests.bridge_harness import bridge_env, emulator_running, error_of, run, start_bridge, wait_until, with_bridge
 
 
 async def still_works(bridge: BridgeClient) -> None:
@@ -218,3 +218,36 @@ def test_cancel_request(emulator: Emulator) -> None:
         await still_works(bridge)
 
     run(with_bridge(bridge_env(emulator), body))
+
+
+def test_a_read_started_after_a_cancel_does_not_join_the_abandoned_call(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        await still_works(bridge)
+        before = emulator.stats["enumCircles"]
+        emulator.set_faults(serviceDelay=5.0)
+        slow = asyncio.ensure_future(bridge.request_raw("circle/enumCircles", {}, msg_id="abandoned"))
+        await wait_until(lambda: emulator.stats["enumCircles"] == before + 1)
+        bridge.cancel("abandoned")
+        assert (await asyncio.wait_for(slow, 3))["error"]["code"] == -32800
+        emulator.set_faults(serviceDelay=0.0)
+        assert len(await asyncio.wait_for(bridge.enum_circles(), 3)) == len(SEED_CIRCLES)
+        assert emulator.stats["enumCircles"] == before + 2  # a new upstream call, not the abandoned one
+
+    run(with_bridge(bridge_env(emulator), body))
+
+
+def test_shutdown_answers_only_after_earlier_requests(emulator: Emulator) -> None:
+    async def scenario() -> None:
+        bridge = await start_bridge(bridge_env(emulator))
+        await still_works(bridge.client)
+        emulator.set_faults(serviceDelay=0.5)
+        pending = asyncio.ensure_future(bridge.client.request("circle/enumCircles", {}))
+        await wait_until(lambda: emulator.stats["enumCircles"] == 2)
+        assert await bridge.client.request("shutdown") is None
+        assert pending.done()  # its reply came before the shutdown reply
+        assert len(pending.result()["circles"]) == len(SEED_CIRCLES)
+        bridge.client.notify("exit")
+        assert bridge.client.process is not None
+        assert await asyncio.wait_for(bridge.client.process.wait(), 10) == 0
+
+    run(scenario())

@@ -42,7 +42,7 @@ def test_slow_client_loses_nothing(shared_emulator: Emulator) -> None:
         await asyncio.sleep(1.0)  # the client is "slow": it reads nothing for a second
         assert not writing.done()  # backpressure reached the writer: the bridge stopped reading
         parser = FrameParser(1 << 26)
-        ids = []
+        ids: list[int] = []
         while len(ids) < count + 1:
             chunk = await asyncio.wait_for(process.stdout.read(1 << 16), 30)
             assert chunk, "bridge closed the stream early"

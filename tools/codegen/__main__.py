@@ -25,12 +25,49 @@ TARGETS: tuple[tuple[str, Path], ...] = (
     ("typescript", ROOT / "clients" / "typescript" / "src" / "protocol.ts"),
     ("go", ROOT / "clients" / "go" / "protocol_gen.go"),
     ("markdown", ROOT / "protocol" / "methods.md"),
+    ("neovim", ROOT / "clients" / "neovim" / "lua" / "circle_bridge" / "protocol.lua"),
 )
+
+
+README = ROOT / "README.md"
+BEGIN = "<!-- BEGIN generated: {name} (python -m tools.codegen) -->\n"
+END = "<!-- END generated: {name} -->"
+
+
+def splice(text: str, name: str, content: str) -> str:
+    """Replace the generated block ``name`` in a hand-written document."""
+    begin, end = BEGIN.format(name=name), END.format(name=name)
+    if begin not in text or end not in text:
+        return text
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + begin + content + end + tail
+
+
+def config_section() -> str:
+    import dataclasses
+
+    from circle_bridge._config import SETTINGS, Settings
+
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    lines = ["| environment | config file key | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = defaults[s.name]
+        shown = "—" if default is None else f"`{default}`"
+        lines.append(f"| `{s.env}` | `{s.name}` | {shown} | {s.description} |")
+    return "\n".join(lines) + "\n"
 
 
 def render_all() -> dict[Path, str]:
     spec = build_document()
     out = {SPEC: json.dumps(spec, indent=2, ensure_ascii=False) + "\n"}
+    if README.exists():
+        from tools.codegen.markdown import errors_section, methods_section
+
+        readme = README.read_text(encoding="utf-8")
+        readme = splice(readme, "methods", methods_section(spec).replace("### ", "#### "))
+        readme = splice(readme, "errors", errors_section(spec))
+        out[README] = splice(readme, "config", config_section())
     for module_name, path in TARGETS:
         try:
             module = importlib.import_module(f"tools.codegen.{module_name}")
