@@ -121,8 +121,10 @@ class Session:
             self._authorizing[token.value] = task
             key = token.value
 
-            def forget(_done: asyncio.Task[None]) -> None:
+            def forget(done: asyncio.Task[None]) -> None:
                 self._authorizing.pop(key, None)
+                if not done.cancelled():
+                    done.exception()  # retrieved: every waiter may have gone; they got it if not
 
             task.add_done_callback(forget)
         await asyncio.shield(task)
@@ -162,9 +164,11 @@ class Session:
             shared = asyncio.ensure_future(make())
             entry = self._coalesced[key] = _Shared(shared)
 
-            def forget(_done: asyncio.Future[Any]) -> None:
+            def forget(done: asyncio.Future[Any]) -> None:
                 if self._coalesced.get(key) is entry:
                     del self._coalesced[key]
+                if not done.cancelled():
+                    done.exception()  # retrieved: waiters that left must not leave a loop warning
 
             shared.add_done_callback(forget)
         entry.waiters += 1

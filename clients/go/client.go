@@ -1,0 +1,468 @@
+// Package circlebridge is a Go client for circle-bridge, the JSON-RPC 2.0 server that signs
+// Circle token requests and calls the local CircleService for you.
+//
+// Spawn starts `circle-bridge serve --stdio` as a child process; Dial connects to a bridge that
+// listens on a socket; Connect speaks the protocol over any io.ReadWriteCloser. All three do the
+// initialize handshake before they return. The Circle methods hang off Client.Circle:
+//
+//	c, err := circlebridge.Spawn(ctx, circlebridge.Options{})
+//	circles, err := c.Circle.EnumCircles(ctx)
+//
+// Errors the bridge answers with are *Error values (use errors.As); their codes are the Code*
+// constants of the protocol's error catalogue. A Client is safe for concurrent use.
+package circlebridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Version is this client's version, sent as clientInfo.version.
+const Version = "0.1.0"
+
+// closeTimeout bounds each step of Close: the shutdown round trip, then the wait for the bridge
+// to exit after `exit`. A bridge that overruns it is killed.
+const closeTimeout = 5 * time.Second
+
+// ErrClosed is returned (wrapped) by calls on a client whose connection has ended.
+var ErrClosed = errors.New("circlebridge: connection closed")
+
+// Error is a JSON-RPC error answered by the bridge.
+//
+// Code is one of the Code* constants for every error the protocol defines; Data is the error's
+// `data` member as sent, e.g. {"retryable": false, "operation": "enumTopics",
+// "upstreamMessage": "Circle not found"}.
+type Error struct {
+	Code    int
+	Message string
+	Data    json.RawMessage
+}
+
+func (e *Error) Error() string {
+	name := e.Name()
+	if name == "" {
+		name = "error"
+	}
+	return fmt.Sprintf("circlebridge: %s %d: %s", name, e.Code, e.Message)
+}
+
+// Name is the code's stable name in the error catalogue ("CircleOperationFailed" for -33004),
+// or "" for a code the catalogue does not list.
+func (e *Error) Name() string {
+	return codeNames[e.Code]
+}
+
+// Retryable reports the error's retry hint: data.retryable when the bridge sent it, else the
+// catalogue's default for the code (false for unknown codes).
+func (e *Error) Retryable() bool {
+	var data struct {
+		Retryable *bool `json:"retryable"`
+	}
+	if json.Unmarshal(e.Data, &data) == nil && data.Retryable != nil {
+		return *data.Retryable
+	}
+	return codeRetryable[e.Code]
+}
+
+// Options configure Spawn.
+type Options struct {
+	// Command is the bridge executable. Empty means $CIRCLE_BRIDGE_BIN if set, else
+	// "circle-bridge" looked up in PATH.
+	Command string
+	// Args are the arguments. Nil means ["serve", "--stdio"].
+	Args []string
+	// Env is appended to os.Environ() for the child, e.g. "CIRCLE_SERVICE_URL=...". The bridge
+	// is configured only by CIRCLE_* environment variables.
+	Env []string
+	// Stderr receives the bridge's log. Nil means os.Stderr.
+	Stderr io.Writer
+	// ClientInfo is sent in initialize. Nil means {Name: "circle-bridge-go", Version: Version}.
+	ClientInfo *ClientInfo
+}
+
+// Client is one connection to a bridge. Create it with Spawn, Dial or Connect; end it with Close.
+type Client struct {
+	// Circle holds the circle/* methods.
+	Circle *CircleService
+
+	conn    io.ReadWriteCloser
+	proc    *exec.Cmd // nil unless Spawn started the bridge
+	writeMu sync.Mutex
+	init    InitializeResult
+
+	mu      sync.Mutex
+	nextID  int64
+	pending map[int64]chan *message // nil once the reader has stopped
+	readErr error                   // why the reader stopped; read it after done is closed
+	stray   func(id int64, msg *message)
+
+	done      chan struct{} // closed when the reader goroutine returns
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// message is any JSON-RPC message the server sends. encoding/json leaves ID nil when "id" is
+// absent and sets it to "null" when the server sent null.
+type message struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Result json.RawMessage `json:"result"`
+	Error  *Error          `json:"error"`
+}
+
+// wireError is the error member's shape; Error itself has no json tags so that its Go field
+// names stay free of wire concerns.
+type wireError struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// UnmarshalJSON reads a JSON-RPC error object.
+func (e *Error) UnmarshalJSON(data []byte) error {
+	var w wireError
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*e = Error(w)
+	return nil
+}
+
+// MarshalJSON writes a JSON-RPC error object.
+func (e *Error) MarshalJSON() ([]byte, error) {
+	return json.Marshal(wireError(*e))
+}
+
+type request struct {
+	JSONRPC string `json:"jsonrpc"`
+	ID      *int64 `json:"id,omitempty"`
+	Method  string `json:"method"`
+	Params  any    `json:"params,omitempty"`
+}
+
+type errorReply struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Error   wireError       `json:"error"`
+}
+
+// Spawn starts the bridge (by default `circle-bridge serve --stdio`) with its stdin and stdout as
+// the connection, and does the initialize handshake, sending this process's id as processId so
+// the bridge exits if this process dies.
+//
+// ctx bounds the start and the handshake only; the child lives until Close. If the handshake
+// fails the child is killed and the error returned.
+func Spawn(ctx context.Context, opts Options) (*Client, error) {
+	command := opts.Command
+	if command == "" {
+		command = os.Getenv("CIRCLE_BRIDGE_BIN")
+	}
+	if command == "" {
+		command = "circle-bridge"
+	}
+	args := opts.Args
+	if args == nil {
+		args = []string{"serve", "--stdio"}
+	}
+	cmd := exec.Command(command, args...)
+	cmd.Env = append(os.Environ(), opts.Env...)
+	cmd.Stderr = opts.Stderr
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("circlebridge: spawn: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("circlebridge: spawn: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("circlebridge: spawn: %w", err)
+	}
+	pid := os.Getpid()
+	return start(ctx, pipeConn{stdout, stdin}, cmd, &pid, opts.ClientInfo)
+}
+
+// Dial connects to a bridge listening on network ("unix" or "tcp") at address and does the
+// initialize handshake. It sends no processId: a shared bridge must not exit with one client.
+func Dial(ctx context.Context, network, address string) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("circlebridge: dial: %w", err)
+	}
+	return Connect(ctx, conn)
+}
+
+// Connect speaks the protocol over conn (any byte stream to a bridge) and does the initialize
+// handshake. Close closes conn. On error conn is closed.
+func Connect(ctx context.Context, conn io.ReadWriteCloser) (*Client, error) {
+	return start(ctx, conn, nil, nil, nil)
+}
+
+func start(ctx context.Context, conn io.ReadWriteCloser, proc *exec.Cmd, pid *int, info *ClientInfo) (*Client, error) {
+	c := &Client{conn: conn, proc: proc, pending: map[int64]chan *message{}, done: make(chan struct{})}
+	c.Circle = &CircleService{c: c}
+	go c.readLoop()
+	if info == nil {
+		info = &ClientInfo{Name: "circle-bridge-go", Version: Version}
+	}
+	var result InitializeResult
+	err := c.Call(ctx, MethodInitialize, InitializeParams{ProcessID: pid, ClientInfo: info}, &result)
+	if err == nil {
+		c.init = result
+		err = c.Notify(MethodInitialized, nil)
+	}
+	if err != nil {
+		_ = conn.Close()
+		if proc != nil {
+			_ = proc.Process.Kill()
+			<-c.done // stdout is closed now; Wait may close it only after the reader is done
+			_ = proc.Wait()
+		}
+		return nil, fmt.Errorf("circlebridge: initialize: %w", err)
+	}
+	return c, nil
+}
+
+// ServerInfo is the bridge's name and version from the initialize handshake.
+func (c *Client) ServerInfo() ServerInfo {
+	return c.init.ServerInfo
+}
+
+// InitializeResult is the bridge's whole initialize result: serverInfo, capabilities (methods,
+// cancellation, batches) and protocolVersion.
+func (c *Client) InitializeResult() InitializeResult {
+	return c.init
+}
+
+// Discover returns the bridge's OpenRPC document (rpc.discover), unparsed.
+func (c *Client) Discover(ctx context.Context) (json.RawMessage, error) {
+	var doc json.RawMessage
+	if err := c.Call(ctx, MethodRPCDiscover, nil, &doc); err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
+
+// Call sends a request and decodes its result into result (a pointer; nil to discard it).
+// params is encoded as the request's params; nil omits them.
+//
+// A JSON-RPC error reply is returned as *Error. When ctx ends first, Call sends $/cancelRequest
+// for the request and returns at once with an error wrapping ctx.Err(); it does not wait for the
+// bridge's -32800 reply, which is dropped when it comes. A write that blocks (a bridge that has
+// stopped reading) is not interrupted by ctx.
+func (c *Client) Call(ctx context.Context, method string, params, result any) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("circlebridge: %s: %w", method, err)
+	}
+	reply := make(chan *message, 1)
+	c.mu.Lock()
+	if c.pending == nil {
+		c.mu.Unlock()
+		return c.closedError(method)
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = reply
+	c.mu.Unlock()
+
+	if err := c.send(request{JSONRPC: "2.0", ID: &id, Method: method, Params: params}); err != nil {
+		c.forget(id)
+		return fmt.Errorf("circlebridge: %s: %w", method, err)
+	}
+	select {
+	case msg := <-reply:
+		return decodeReply(method, msg, result)
+	case <-ctx.Done():
+		if !c.forget(id) { // the reply won the race and is already in the channel
+			return decodeReply(method, <-reply, result)
+		}
+		_ = c.Notify(MethodCancelRequest, CancelParams{ID: json.RawMessage(strconv.FormatInt(id, 10))})
+		return fmt.Errorf("circlebridge: %s: %w", method, ctx.Err())
+	case <-c.done:
+		select {
+		case msg := <-reply:
+			return decodeReply(method, msg, result)
+		default:
+			return c.closedError(method)
+		}
+	}
+}
+
+// Notify sends a notification (no reply). params nil omits them.
+func (c *Client) Notify(method string, params any) error {
+	if err := c.send(request{JSONRPC: "2.0", Method: method, Params: params}); err != nil {
+		return fmt.Errorf("circlebridge: %s: %w", method, err)
+	}
+	return nil
+}
+
+// Close ends the connection the way the protocol asks: a shutdown request, the exit
+// notification, then closing the stream. For a spawned bridge it waits for the process (killing
+// it if it has not exited within 5 s) and returns an error if the exit code is not 0. Later calls
+// return ErrClosed; Close itself may be called again and returns the same result.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.close() })
+	return c.closeErr
+}
+
+func (c *Client) close() error {
+	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if err := c.Call(ctx, MethodShutdown, nil, nil); err != nil {
+		errs = append(errs, err)
+	} else if err := c.Notify(MethodExit, nil); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.conn.Close(); err != nil && c.proc == nil {
+		errs = append(errs, fmt.Errorf("circlebridge: close: %w", err))
+	}
+	timer := time.NewTimer(closeTimeout)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+	case <-timer.C:
+		if c.proc != nil {
+			_ = c.proc.Process.Kill() // its stdout closes, so the reader ends
+			<-c.done
+		}
+		errs = append(errs, fmt.Errorf("circlebridge: close: the bridge did not end the connection within %v", closeTimeout))
+	}
+	if c.proc != nil {
+		if err := c.proc.Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("circlebridge: bridge process: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Client) send(req request) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if err := writeFrame(c.conn, body); err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return nil
+}
+
+// forget removes a pending request and reports whether it was still pending.
+func (c *Client) forget(id int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.pending[id]
+	delete(c.pending, id)
+	return ok
+}
+
+func (c *Client) closedError(method string) error {
+	select {
+	case <-c.done:
+		if c.readErr != nil && !errors.Is(c.readErr, io.EOF) {
+			return fmt.Errorf("circlebridge: %s: %w: %w", method, ErrClosed, c.readErr)
+		}
+	default:
+	}
+	return fmt.Errorf("circlebridge: %s: %w", method, ErrClosed)
+}
+
+func (c *Client) readLoop() {
+	frames := newFrameReader(c.conn)
+	var err error
+	for err == nil {
+		var body []byte
+		if body, err = frames.ReadFrame(); err == nil {
+			err = c.dispatch(body)
+		}
+	}
+	c.mu.Lock()
+	c.pending = nil
+	c.readErr = err
+	c.mu.Unlock()
+	if !errors.Is(err, io.EOF) {
+		_ = c.conn.Close() // a desynchronised stream cannot be used again
+	}
+	close(c.done)
+}
+
+// dispatch routes one frame. Replies go to their pending call; requests from the server are
+// answered MethodNotFound (the protocol defines none); notifications are ignored.
+func (c *Client) dispatch(body []byte) error {
+	var msg message
+	if err := json.Unmarshal(body, &msg); err != nil {
+		return fmt.Errorf("%w: %w", errFraming, err)
+	}
+	if msg.Method != "" {
+		if msg.ID == nil {
+			return nil
+		}
+		reply, err := json.Marshal(errorReply{JSONRPC: "2.0", ID: msg.ID, Error: wireError{
+			Code: CodeMethodNotFound, Message: "Method not found: " + msg.Method,
+		}})
+		if err == nil {
+			c.writeMu.Lock()
+			err = writeFrame(c.conn, reply)
+			c.writeMu.Unlock()
+		}
+		return err
+	}
+	id, err := strconv.ParseInt(string(msg.ID), 10, 64)
+	if err != nil {
+		// An error about a frame the server could not read (id null). The client only sends
+		// well-formed frames, so there is no call to blame; dropping it is all that can be done.
+		return nil
+	}
+	if msg.Error == nil && msg.Result == nil {
+		msg.Error = &Error{Code: CodeInternalError, Message: "reply has neither result nor error"}
+	}
+	c.mu.Lock()
+	reply, ok := c.pending[id]
+	delete(c.pending, id)
+	stray := c.stray
+	c.mu.Unlock()
+	if ok {
+		reply <- &msg
+	} else if stray != nil {
+		stray(id, &msg)
+	}
+	return nil
+}
+
+func decodeReply(method string, msg *message, result any) error {
+	if msg.Error != nil {
+		return msg.Error
+	}
+	if result == nil {
+		return nil
+	}
+	if err := json.Unmarshal(msg.Result, result); err != nil {
+		return fmt.Errorf("circlebridge: %s: %w", method, err)
+	}
+	return nil
+}
+
+// pipeConn is a child's stdout and stdin as one stream. Close closes stdin only, which the
+// bridge reads as the end of the connection; exec.Cmd.Wait closes stdout.
+type pipeConn struct {
+	io.ReadCloser
+	stdin io.WriteCloser
+}
+
+func (p pipeConn) Write(b []byte) (int, error) { return p.stdin.Write(b) }
+func (p pipeConn) Close() error                { return p.stdin.Close() }
