@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -170,3 +171,60 @@ def test_initialize_example_shape_against_a_fresh_connection(shared_emulator: Em
         await bridge.client.close()
 
     run(scenario())
+
+
+def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
+    """One scenario per documented code; a code added to the catalogue without one fails here.
+    -32603 (a bug by definition) is provoked in memory by tests/unit/test_boundary.py."""
+    from circle_bridge._framing import encode_frame
+    from tests.bridge_harness import emulator_running, start_bridge
+
+    seen: dict[int, str] = {}
+
+    async def code_of(bridge: BridgeClient, method: str, params: Any = None) -> int:
+        reply = await bridge.request_raw(method, params)
+        code: int = reply["error"]["code"]
+        return code
+
+    with emulator_running() as emulator, emulator_running() as other:
+
+        async def scenario() -> None:
+            fresh = await start_bridge(bridge_env(emulator, CIRCLE_SERVICE_TIMEOUT="0.5"), initialize=False)
+            b = fresh.client
+            seen[await code_of(b, "circle/enumCircles", {})] = "before initialize"
+            await b.initialize()
+            b.send_raw(encode_frame(b"{nope"))
+            seen[(await asyncio.wait_for(b.unsolicited.get(), 10))["error"]["code"]] = "bad JSON"
+            seen[await code_of(b, "initialize", {})] = "second initialize"
+            seen[await code_of(b, "circle/nope", {})] = "unknown method"
+            seen[await code_of(b, "circle/enumTopics", {})] = "missing circleId"
+            seen[await code_of(b, "circle/enumTopics", {"circleId": "no-such-circle"})] = "unknown circle"
+            emulator.set_faults(serviceMalformed=True)
+            seen[await code_of(b, "circle/enumCircles", {})] = "malformed reply"
+            emulator.set_faults(serviceMalformed=False, serviceDelay=2.0)
+            seen[await code_of(b, "circle/enumCircles", {})] = "slow service"
+            slow = asyncio.ensure_future(b.request_raw("circle/enumTopics", {"circleId": "x"}, msg_id="c"))
+            await asyncio.sleep(0.1)
+            b.cancel("c")
+            seen[(await slow)["error"]["code"]] = "cancelled"
+            emulator.set_faults(serviceDelay=0.0, serviceDown=True)
+            seen[await code_of(b, "circle/enumCircles", {})] = "service down"
+            await b.close()
+
+            refused = await start_bridge(bridge_env(emulator))
+            emulator.set_faults(serviceDown=False, tokenRefuse=True)
+            seen[await code_of(refused.client, "circle/initialize", {})] = "token refused"
+            await refused.client.close()
+            emulator.set_faults(tokenRefuse=False)
+
+            mismatched = await start_bridge(bridge_env(emulator, CIRCLE_SERVICE_URL=other.service_url))
+            seen[await code_of(mismatched.client, "circle/initialize", {})] = "authorization rejected"
+            await mismatched.client.close()
+
+            unconfigured = await start_bridge(bridge_env(emulator, CIRCLE_SECRET="", CIRCLE_APP_KEY=""))
+            seen[await code_of(unconfigured.client, "circle/initialize", {})] = "no credentials"
+            await unconfigured.client.close()
+
+        run(scenario())
+    documented = {e["code"] for e in SPEC["components"]["errors"].values()}
+    assert set(seen) == documented - {-32603}, seen

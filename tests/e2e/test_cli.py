@@ -1,0 +1,73 @@
+"""The command line, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import circle_bridge
+import circle_bridge.client
+from circle_bridge.client import BridgeClient
+from circle_bridge.emulator import SEED_CIRCLES, Emulator
+from tests.bridge_harness import bridge_env, run, with_bridge
+
+
+def test_public_surface_is_deliberate() -> None:
+    assert circle_bridge.__all__ == ["__version__"]
+    assert circle_bridge.client.__all__ == ["BridgeClient", "BridgeRPCError"]
+
+
+def test_version_flag() -> None:
+    out = subprocess.run([sys.executable, "-m", "circle_bridge", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"circle-bridge {circle_bridge.__version__}"
+
+
+def test_serve_with_embedded_emulator_needs_no_configuration() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIRCLE_")}
+    env["CIRCLE_BRIDGE_CONFIG"] = os.devnull
+
+    async def scenario() -> int:
+        bridge = await BridgeClient.spawn([sys.executable, "-m", "circle_bridge", "serve", "--emulator"], env=env)
+        await bridge.initialize()
+        circles = await bridge.enum_circles()
+        await bridge.close()
+        return len(circles)
+
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CIRCLE_")}
+    try:
+        assert run(scenario()) == len(SEED_CIRCLES)
+    finally:
+        os.environ.update(saved)
+
+
+def test_log_file_gets_the_logs_and_stderr_stays_quiet(shared_emulator: Emulator, tmp_path: Path) -> None:
+    log_file = tmp_path / "bridge.log"
+
+    async def body(bridge: BridgeClient) -> None:
+        await bridge.enum_circles()
+
+    env = bridge_env(shared_emulator, CIRCLE_BRIDGE_LOG_FILE=str(log_file), CIRCLE_BRIDGE_LOG_LEVEL="INFO")
+    run(with_bridge(env, body))
+    text = log_file.read_text(encoding="utf-8")
+    assert "serving JSON-RPC on stdio" in text
+    assert "token obtained" in text
+
+
+def test_bad_configuration_value_fails_fast_with_its_name(shared_emulator: Emulator) -> None:
+    env = {**os.environ, **bridge_env(shared_emulator, CIRCLE_SERVICE_TIMEOUT="soon")}
+    out = subprocess.run(
+        [sys.executable, "-m", "circle_bridge", "serve"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 2
+    assert "CIRCLE_SERVICE_TIMEOUT" in out.stderr
+    assert out.stdout == ""
+
+
+def test_spec_command_prints_the_committed_document() -> None:
+    out = subprocess.run([sys.executable, "-m", "circle_bridge", "spec"], capture_output=True, text=True, timeout=60)
+    committed = Path(__file__).resolve().parents[2] / "protocol" / "circle-bridge.openrpc.json"
+    assert json.loads(out.stdout) == json.loads(committed.read_text(encoding="utf-8"))
