@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from circle_bridge._config import as_env, emulator_settings
 from circle_bridge.client import BridgeClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,15 +43,7 @@ def start_emulator() -> tuple[subprocess.Popen[str], dict[str, Any]]:
 
 
 def bridge_env(desc: dict[str, Any]) -> dict[str, str]:
-    return {
-        "CIRCLE_TOKEN_URL": desc["tokenUrl"],
-        "CIRCLE_SERVICE_URL": desc["serviceUrl"],
-        "CIRCLE_CUSTOMER_ID": desc["customerId"],
-        "CIRCLE_APP_KEY": desc["appKey"],
-        "CIRCLE_END_USER_ID": desc["endUserId"],
-        "CIRCLE_SECRET": desc["secret"],
-        "CIRCLE_BRIDGE_CONFIG": os.devnull,
-    }
+    return {**as_env(emulator_settings(desc)), "CIRCLE_BRIDGE_CONFIG": os.devnull}
 
 
 async def bridge_run(desc: dict[str, Any], n: int, concurrency: int, operation: str) -> dict[str, float]:

@@ -157,3 +157,26 @@ def load_settings(
     if settings.secret:
         REDACTOR.register(settings.secret)
     return settings
+
+
+_EMULATOR_KEYS = {
+    "tokenUrl": "token_url",
+    "serviceUrl": "service_url",
+    "caFile": "ca_file",
+    "customerId": "customer_id",
+    "appKey": "app_key",
+    "endUserId": "end_user_id",
+    "secret": "secret",
+}
+
+
+def emulator_settings(description: Mapping[str, object]) -> dict[str, str]:
+    """Setting values that point a bridge at an emulator, from its one-line JSON description
+    (`circle-bridge emulator` prints it; `Emulator.describe()` returns it)."""
+    return {name: str(description[key]) for key, name in _EMULATOR_KEYS.items() if description.get(key)}
+
+
+def as_env(values: Mapping[str, str]) -> dict[str, str]:
+    """Setting values as the ``CIRCLE_*`` environment of a bridge process."""
+    env_names = {s.name: s.env for s in SETTINGS}
+    return {env_names[name]: value for name, value in values.items()}

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from ._config import as_env, emulator_settings
 from ._redaction import REDACTOR
 from .client import BridgeClient, BridgeRPCError
 from .emulator import Emulator
@@ -36,16 +37,8 @@ def _step(n: int, title: str, outcome: str) -> None:
 async def run_demo(trace: bool = False) -> int:
     started = time.perf_counter()
     with Emulator() as emulator:
-        creds = emulator.credentials
-        REDACTOR.register(creds.secret)
-        env = {
-            "CIRCLE_TOKEN_URL": emulator.token_url,
-            "CIRCLE_SERVICE_URL": emulator.service_url,
-            "CIRCLE_CUSTOMER_ID": creds.customer_id,
-            "CIRCLE_APP_KEY": creds.app_key,
-            "CIRCLE_END_USER_ID": creds.end_user_id,
-            "CIRCLE_SECRET": creds.secret,
-        }
+        REDACTOR.register(emulator.credentials.secret)
+        env = as_env(emulator_settings(emulator.describe()))
         print("circle-bridge demo: a real `circle-bridge serve --stdio` subprocess, driven over JSON-RPC,")
         print("talking HTTP to the embedded Circle emulator.")
         print(f"   token endpoint  {emulator.token_url}")

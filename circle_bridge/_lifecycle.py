@@ -54,7 +54,7 @@ class Lifecycle:
     def on_initialize(self, params: InitializeParams) -> None:
         if params.client_info:
             self.client = params.client_info
-            log.info("client %s %s connected", params.client_info.name, params.client_info.version or "")
+            log.info("client %s %s connected", params.client_info.name, params.client_info.version or "(no version)")
         if self._watch_parent and isinstance(params.process_id, int):
             self._watcher = asyncio.ensure_future(self._watch(params.process_id))
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._config import SETTINGS, Settings, load_settings
+from ._config import SETTINGS, Settings, emulator_settings, load_settings
 from ._errors import BadConfiguration
 from ._redaction import RedactingFilter
 from ._version import __version__
@@ -56,18 +56,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from .emulator import Emulator
 
         emulator = Emulator().start()
-        creds = emulator.credentials
-        settings = load_settings(
-            {
-                **_cli_overrides(args),
-                "token_url": emulator.token_url,
-                "service_url": emulator.service_url,
-                "customer_id": creds.customer_id,
-                "app_key": creds.app_key,
-                "end_user_id": creds.end_user_id,
-                "secret": creds.secret,
-            }
-        )
+        settings = load_settings({**_cli_overrides(args), **emulator_settings(emulator.describe())})
     _setup_logging(settings)
     log = logging.getLogger("circle_bridge")
     log.info("circle-bridge %s serving stdio; service %s", __version__, settings.service_url)

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from circle_bridge._config import as_env, emulator_settings
 from circle_bridge.client import BridgeClient, BridgeRPCError
 from circle_bridge.emulator import Emulator, EmulatorConfig
 
@@ -30,19 +31,8 @@ def run(coro: Awaitable[T], timeout: float = TIMEOUT) -> T:
 
 
 def bridge_env(emulator: Emulator, **extra: str) -> dict[str, str]:
-    creds = emulator.credentials
-    env = {
-        "CIRCLE_TOKEN_URL": emulator.token_url,
-        "CIRCLE_SERVICE_URL": emulator.service_url,
-        "CIRCLE_CUSTOMER_ID": creds.customer_id,
-        "CIRCLE_APP_KEY": creds.app_key,
-        "CIRCLE_END_USER_ID": creds.end_user_id,
-        "CIRCLE_SECRET": creds.secret,
-        # keep the developer's own config file out of tests
-        "CIRCLE_BRIDGE_CONFIG": os.devnull,
-    }
-    if emulator.ca_file:
-        env["CIRCLE_CA_FILE"] = emulator.ca_file
+    env = as_env(emulator_settings(emulator.describe()))
+    env["CIRCLE_BRIDGE_CONFIG"] = os.devnull  # keep the developer's own config file out of tests
     env.update(extra)
     return env
 

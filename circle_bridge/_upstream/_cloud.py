@@ -22,6 +22,7 @@ from ._signing import sign, string_to_sign
 
 log = logging.getLogger("circle_bridge.upstream")
 
+_NONCE_RETRIES = 2
 DEFAULT_TOKEN_LIFETIME = 600.0  # circle-api.md §2.6: both sample tokens live exactly 10 minutes
 NonceUnit = Literal["s", "ms"]
 
@@ -121,11 +122,14 @@ class TokenEndpoint:
     async def fetch(self, identity: Identity, secret: str) -> IssuedToken:
         started = time.monotonic()
         reply = await self._get(self.signed_url(identity, secret))
-        if reply.status_code == 401:
+        for _ in range(_NONCE_RETRIES):
+            if reply.status_code != 401:
+                break
             # Another process (another app's bridge) may have used the same identity and nonce in the
-            # same clock tick, and the endpoint may reject a reused nonce. One retry with a nonce a
-            # random step ahead makes a second collision unlikely; bad credentials still fail.
-            step = (secrets.randbelow(3) + 1) * (1000 if self._nonce_unit == "ms" else 1)
+            # same clock tick, and the endpoint may reject a reused nonce. Retrying with a nonce a
+            # random step ahead (well inside the endpoint's freshness window) makes a second
+            # collision unlikely; bad credentials still fail, after the retries.
+            step = (secrets.randbelow(30) + 1) * (1000 if self._nonce_unit == "ms" else 1)
             reply = await self._get(self.signed_url(identity, secret, step))
         if reply.status_code != 200:
             raise TokenRequestFailed(
