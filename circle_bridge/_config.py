@@ -115,22 +115,27 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
+_FLOATS = frozenset({"token_timeout", "service_timeout"})
+_INTS = frozenset({"max_frame_bytes", "max_in_flight"})
+_POSITIVE = _FLOATS | _INTS
+
+
 def _coerce(name: str, value: Any, origin: str) -> Any:
-    target = {f.name: f.type for f in dataclasses.fields(Settings)}[name]
-    try:
-        if "float" in str(target):
-            return float(value)
-        if "int" in str(target):
-            return int(value)
-    except (TypeError, ValueError):
-        raise BadConfiguration(f"{origin} must be a number, got {value!r}", invalid=[origin]) from None
+    if name in _POSITIVE:
+        try:
+            number = float(value) if name in _FLOATS else int(value)
+        except (TypeError, ValueError):
+            raise BadConfiguration(f"{origin} must be a number, got {value!r}", invalid=[origin]) from None
+        if number <= 0:
+            raise BadConfiguration(f"{origin} must be positive, got {value!r}", invalid=[origin])
+        return number
     if name == "nonce_unit" and value not in ("s", "ms"):
         raise BadConfiguration(f"{origin} must be 's' or 'ms'", invalid=[origin])
     if name == "log_level":
         value = str(value).upper()
         if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise BadConfiguration(f"{origin} must be DEBUG, INFO, WARNING or ERROR", invalid=[origin])
-    return str(value) if value is not None else None
+    return str(value)
 
 
 def load_settings(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from pygls.protocol import JsonRPCRequestMessage
@@ -60,7 +59,6 @@ class Connection:
         writer: FrameWriter,
         *,
         watch_parent: bool = False,
-        trace: Callable[[str, Any], None] | None = None,
     ) -> None:
         self._writer = writer
         self._closed = asyncio.Event()
@@ -71,7 +69,6 @@ class Connection:
         assert isinstance(protocol, BridgeProtocol)
         self.protocol = protocol
         protocol.write_frame = self._write
-        protocol.trace = trace
         self._max_in_flight = settings.max_in_flight
         self._slot_freed = asyncio.Event()
         protocol.on_request_done = self._slot_freed.set

@@ -34,7 +34,6 @@ class BridgeProtocol(JsonRPCProtocol):
     def __init__(self, server: JsonRPCServer, converter: cattrs.Converter) -> None:
         super().__init__(server, converter)
         self.write_frame: Callable[[bytes], None] | None = None
-        self.trace: Callable[[str, Any], None] | None = None
         self.gate: Gate | None = None
         self.on_request_done: Callable[[], None] | None = None
         self._methods: dict[MsgId, str] = {}
@@ -44,8 +43,6 @@ class BridgeProtocol(JsonRPCProtocol):
         if not data or self.write_frame is None:
             return
         body = encode(data)  # msgspec encodes pygls' attrs messages and our Structs natively
-        if self.trace is not None:
-            self.trace("send", body)
         self.write_frame(encode_frame(body))
 
     def send_error(self, msg_id: MsgId | None, spec: E.ErrorSpec, message: str, data: Any = None) -> None:
@@ -80,8 +77,6 @@ class BridgeProtocol(JsonRPCProtocol):
     def handle_message(self, message: Message) -> None:  # type: ignore[override]
         method = getattr(message, "method", None)
         msg_id = getattr(message, "id", None) if method is not None else None
-        if self.trace is not None:
-            self.trace("recv", message)
         log.debug("recv %s id=%r", method or "response", msg_id)
         if self.gate is not None:
             refusal = self.gate(message)

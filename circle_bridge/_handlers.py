@@ -14,9 +14,7 @@ from pygls.server import JsonRPCServer
 from ._errors import InvalidParams
 from ._protocol import (
     CircleInitializeResult,
-    EnumCirclesResult,
     EnumTopicsParams,
-    EnumTopicsResult,
     IsServiceRunningResult,
     NoParams,
 )
@@ -76,6 +74,3 @@ def register_circle_methods(server: JsonRPCServer, session: Session, discover: C
     async def enum_topics(params: Any) -> dict[str, Any]:
         p = parse_params(params, EnumTopicsParams)
         return {"topics": await session.enum_topics(p.circle_id)}
-
-
-RESULT_SHAPES = {"circle/enumCircles": EnumCirclesResult, "circle/enumTopics": EnumTopicsResult}

@@ -8,8 +8,6 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from ._config import Settings
 from ._connection import Connection, FrameWriter
@@ -74,13 +72,11 @@ async def _fd_writer(loop: asyncio.AbstractEventLoop, fd: int) -> FrameWriter:
     return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
-async def serve_stdio(
-    session: Session, settings: Settings, protocol_fd: int, trace: Callable[[str, Any], None] | None = None
-) -> int:
+async def serve_stdio(session: Session, settings: Settings, protocol_fd: int) -> int:
     loop = asyncio.get_running_loop()
     reader = await _stdin_reader(loop)
     writer = await _fd_writer(loop, protocol_fd)
-    connection = Connection(session, settings, writer, watch_parent=True, trace=trace)
+    connection = Connection(session, settings, writer, watch_parent=True)
     log.info("serving JSON-RPC on stdio")
     try:
         return await connection.run(reader)

@@ -41,6 +41,8 @@ def test_missing_file_is_fine_and_names_missing_credentials(tmp_path: Path) -> N
         ({"CIRCLE_SERVICE_TIMEOUT": "soon"}, "CIRCLE_SERVICE_TIMEOUT"),
         ({"CIRCLE_NONCE_UNIT": "us"}, "CIRCLE_NONCE_UNIT"),
         ({"CIRCLE_BRIDGE_LOG_LEVEL": "loud"}, "CIRCLE_BRIDGE_LOG_LEVEL"),
+        ({"CIRCLE_BRIDGE_MAX_IN_FLIGHT": "0"}, "CIRCLE_BRIDGE_MAX_IN_FLIGHT"),
+        ({"CIRCLE_TOKEN_TIMEOUT": "-1"}, "CIRCLE_TOKEN_TIMEOUT"),
     ],
 )
 def test_invalid_values_are_named(env: dict[str, str], text: str, tmp_path: Path) -> None:
