@@ -68,6 +68,11 @@ def render_all() -> dict[Path, str]:
         readme = splice(readme, "methods", methods_section(spec).replace("### ", "#### "))
         readme = splice(readme, "errors", errors_section(spec))
         out[README] = splice(readme, "config", config_section())
+    prose = ROOT / "protocol" / "README.md"
+    if prose.exists():
+        from tools.codegen.markdown import errors_section
+
+        out[prose] = splice(prose.read_text(encoding="utf-8"), "errors", errors_section(spec))
     for module_name, path in TARGETS:
         try:
             module = importlib.import_module(f"tools.codegen.{module_name}")
