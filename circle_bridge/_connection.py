@@ -90,6 +90,8 @@ class Connection:
 
     async def feed(self, data: bytes) -> None:
         for item in self._parser.feed(data):
+            if self._closed.is_set():  # `exit` came earlier in this chunk
+                return
             # backpressure per message: a client that does not read its replies stops being served
             await self._writer.drain()
             if isinstance(item, FrameError):
@@ -122,7 +124,7 @@ class Connection:
                     break
                 data = read.result()
                 if not data:
-                    await self._finish_in_flight()
+                    await self._requests_answered()
                     self.close(0)
                     break
                 await self.feed(data)
@@ -139,15 +141,11 @@ class Connection:
 
     async def _others_answered(self) -> None:
         """Wait (bounded) until every request but the calling one is answered."""
-        current: object = asyncio.current_task()
-        pending = [cast("asyncio.Future[Any]", f) for f in self.protocol._request_futures.values() if f is not current]
-        if pending:
-            await asyncio.wait(pending, timeout=EOF_GRACE_SECONDS)
-            await asyncio.sleep(0)
+        await self._requests_answered(exclude=asyncio.current_task())
 
-    async def _finish_in_flight(self) -> None:
+    async def _requests_answered(self, exclude: object = None) -> None:
         # every handler is `async def`, so pygls stored asyncio futures (its annotation says concurrent ones)
-        pending = [cast("asyncio.Future[Any]", f) for f in self.protocol._request_futures.values()]
+        pending = [cast("asyncio.Future[Any]", f) for f in self.protocol._request_futures.values() if f is not exclude]
         if pending:
             await asyncio.wait(pending, timeout=EOF_GRACE_SECONDS)
             await asyncio.sleep(0)  # let done-callbacks write the replies
