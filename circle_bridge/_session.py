@@ -23,10 +23,12 @@ log = logging.getLogger("circle_bridge.session")
 
 T = TypeVar("T")
 
-# Refresh when less than this share of the lifetime is left (capped at a minute): a 10-minute
-# token is renewed 60 s early, a 2-second test token 0.2 s early.
-_REFRESH_SHARE = 0.1
-_REFRESH_CAP = 60.0
+# Refresh ahead: when less than 20 % of a token's lifetime is left (at most 2 minutes), a new one
+# is fetched in the background while callers keep using the current one; only when less than 10 %
+# (at most 1 minute) is left do callers wait for the new token. A 10-minute token is renewed
+# 2 minutes early without any caller waiting, unless the token endpoint takes over a minute.
+_SOFT_SHARE, _SOFT_CAP = 0.2, 120.0
+_HARD_SHARE, _HARD_CAP = 0.1, 60.0
 
 
 @dataclass(frozen=True)
@@ -55,25 +57,33 @@ class TokenProvider:
         self._pending: asyncio.Task[IssuedToken] | None = None
         self.requests = 0
 
-    def _fresh(self, token: IssuedToken) -> bool:
-        margin = min(_REFRESH_CAP, token.lifetime * _REFRESH_SHARE)
-        return time.monotonic() < token.expires_at - margin
+    @staticmethod
+    def _left_above(token: IssuedToken, share: float, cap: float) -> bool:
+        return time.monotonic() < token.expires_at - min(cap, token.lifetime * share)
 
     async def token(self) -> IssuedToken:
         current = self._current
-        if current is not None and self._fresh(current):
+        if current is not None and self._left_above(current, _SOFT_SHARE, _SOFT_CAP):
             return current
         if self._pending is None:
             self.requests += 1
             self._pending = asyncio.ensure_future(self._endpoint.fetch(self._identity, self._secret))
             self._pending.add_done_callback(self._settle)
+        if current is not None and self._left_above(current, _HARD_SHARE, _HARD_CAP):
+            return current  # the refresh runs ahead, in the background
         # shield: one caller being cancelled must not cancel the fetch the others wait for
         return await asyncio.shield(self._pending)
 
     def _settle(self, task: asyncio.Task[IssuedToken]) -> None:
         self._pending = None
-        if not task.cancelled() and task.exception() is None:
+        if task.cancelled():
+            return
+        if task.exception() is None:
             self._current = task.result()
+        elif self._current is not None:
+            # a failed background refresh: the next caller tries again; the failure is logged here
+            # because no caller may be waiting to see it
+            log.warning("background token refresh failed: %s", task.exception())
 
     def invalidate(self, token: IssuedToken) -> None:
         if self._current is token:
