@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._stats import summarize
 from circle_bridge._config import as_env, emulator_settings
 from circle_bridge.client import BridgeClient
 
@@ -67,15 +68,7 @@ async def bridge_run(desc: dict[str, Any], n: int, concurrency: int, operation: 
         cpu, wall = proc_cpu_seconds(pid) - cpu0, time.perf_counter() - wall0
     finally:
         await client.close()
-    done = len(latencies)
-    latencies.sort()
-    return {
-        "requests": done,
-        "cpu_us_per_req": cpu / done * 1e6,
-        "req_per_s": done / wall,
-        "p50_us": latencies[done // 2] * 1e6,
-        "p99_us": latencies[int(done * 0.99)] * 1e6,
-    }
+    return summarize(latencies, cpu, wall)
 
 
 def direct_run(desc: dict[str, Any], n: int, concurrency: int, operation: str) -> dict[str, float]:

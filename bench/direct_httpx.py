@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bench._stats import summarize
 from circle_bridge._upstream import parse_token_body, sign, string_to_sign
 
 
@@ -49,15 +50,7 @@ async def main(desc: dict[str, str], n: int, concurrency: int, operation: str) -
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await asyncio.gather(*(worker(n // concurrency) for _ in range(concurrency)))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    done = len(latencies)
-    latencies.sort()
-    return {
-        "requests": done,
-        "cpu_us_per_req": cpu / done * 1e6,
-        "req_per_s": done / wall,
-        "p50_us": latencies[done // 2] * 1e6,
-        "p99_us": latencies[int(done * 0.99)] * 1e6,
-    }
+    return summarize(latencies, cpu, wall)
 
 
 if __name__ == "__main__":

@@ -71,19 +71,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             emulator.stop()
 
 
-def _cmd_emulator(args: argparse.Namespace) -> int:
-    from .emulator import run_cli
-
-    return run_cli(
-        host=args.host,
-        port=args.port,
-        token_port=args.token_port,
-        token_ttl=args.token_ttl,
-        https=args.https,
-        token_body=args.token_body,
-    )
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
@@ -128,14 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     settings_flags(serve)
     serve.set_defaults(func=_cmd_serve)
 
-    emu = sub.add_parser("emulator", help="run the Circle emulator alone; prints its URLs and credentials as JSON")
-    emu.add_argument("--host", default="127.0.0.1")
-    emu.add_argument("--port", type=int, default=0, help="CircleService port (0: a free one; the real one is 31415)")
-    emu.add_argument("--token-port", type=int, default=0, help="token endpoint port (0: a free one)")
-    emu.add_argument("--token-ttl", type=float, default=600.0, help="token lifetime in seconds")
-    emu.add_argument("--https", action="store_true", help="serve CircleService over https with a generated CA")
-    emu.add_argument("--token-body", choices=["string", "object"], default="string")
-    emu.set_defaults(func=_cmd_emulator)
+    # listed for --help only: main() hands `emulator ...` to the emulator's own parser
+    sub.add_parser("emulator", help="run the Circle emulator alone; prints its URLs and credentials as JSON")
 
     demo = sub.add_parser("demo", help="walk a first Circle app's calls through a real bridge and the emulator")
     demo.add_argument("--trace", action="store_true", help="show every JSON-RPC message (secrets masked)")
@@ -151,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        from .emulator import main_cli
+
+        return main_cli(argv[1:], prog="circle-bridge emulator")
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

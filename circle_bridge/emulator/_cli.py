@@ -65,9 +65,9 @@ def run_cli(
             signal.signal(sig, handler)
 
 
-def main_cli(argv: Sequence[str] | None = None) -> int:
+def main_cli(argv: Sequence[str] | None = None, prog: str = "python -m circle_bridge.emulator") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m circle_bridge.emulator",
+        prog=prog,
         description="Emulate the Circle token endpoint and the local CircleService over HTTP. "
         "Prints one JSON line (URLs and demo credentials), then serves until SIGINT/SIGTERM.",
     )

@@ -71,3 +71,20 @@ def test_spec_command_prints_the_committed_document() -> None:
     out = subprocess.run([sys.executable, "-m", "circle_bridge", "spec"], capture_output=True, text=True, timeout=60)
     committed = Path(__file__).resolve().parents[2] / "protocol" / "circle-bridge.openrpc.json"
     assert json.loads(out.stdout) == json.loads(committed.read_text(encoding="utf-8"))
+
+
+def test_emulator_command_prints_one_json_line_and_serves() -> None:
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "circle_bridge", "emulator", "--token-ttl", "5"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        described = json.loads(proc.stdout.readline())
+        assert described["tokenTtl"] == 5
+        assert described["serviceUrl"].startswith("http://127.0.0.1:")
+        assert httpx.get(described["serviceUrl"] + "/", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
