@@ -76,15 +76,15 @@ def test_spec_command_prints_the_committed_document() -> None:
 def test_emulator_command_prints_one_json_line_and_serves() -> None:
     import httpx
 
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "circle_bridge", "emulator", "--token-ttl", "5"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        described = json.loads(proc.stdout.readline())
-        assert described["tokenTtl"] == 5
-        assert described["serviceUrl"].startswith("http://127.0.0.1:")
-        assert httpx.get(described["serviceUrl"] + "/", timeout=10).status_code == 200
-    finally:
-        proc.terminate()
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            described = json.loads(proc.stdout.readline())
+            assert described["tokenTtl"] == 5
+            assert described["serviceUrl"].startswith("http://127.0.0.1:")
+            assert httpx.get(described["serviceUrl"] + "/", timeout=10).status_code == 200
+        finally:
+            proc.terminate()
         assert proc.wait(10) == 0
