@@ -59,7 +59,11 @@ async def run_demo(trace: bool = False) -> int:
             circles = await bridge.enum_circles()
             _step(4, "circle/enumCircles", f"{len(circles)} circle(s)")
             for circle in circles:
-                extras = ", ".join(f"{k}={v}" for k, v in circle.items() if k not in ("circleId", "circleName"))
+                extras = ", ".join(
+                    f"{k}={v if isinstance(v, str) else json.dumps(v)}"
+                    for k, v in circle.items()
+                    if k not in ("circleId", "circleName")
+                )
                 print(f"   * {circle.get('circleName', '(unnamed)')}  [{circle['circleId']}]")
                 if extras:
                     print(f"     {extras}")
