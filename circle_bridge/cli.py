@@ -72,7 +72,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from ._cli_demo import run_demo
 
     return asyncio.run(run_demo(trace=args.trace))
 
