@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tools.codegen._spec import method_kind
+
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
@@ -13,7 +15,7 @@ def _json(value: Any) -> str:
 def methods_section(spec: dict[str, Any]) -> str:
     lines: list[str] = []
     for method in spec["methods"]:
-        kind = method["x-kind"]
+        kind = method_kind(method)
         lines.append(f"### `{method['name']}` ({kind})\n")
         lines.append(f"{method['summary']} {method['description']}\n")
         if method["params"]:

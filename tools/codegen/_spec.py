@@ -1,0 +1,54 @@
+"""The language-independent reading of the OpenRPC document that every generator shares: where
+the parts are, what a local `$ref` names, whether a method is a request, and the checks that
+would make any generated catalogue ambiguous."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMA_REF = "#/components/schemas/"
+ERROR_REF = "#/components/errors/"
+
+
+@dataclass(frozen=True)
+class Spec:
+    openrpc: str
+    version: str
+    title: str
+    methods: list[dict[str, Any]]
+    schemas: dict[str, Any]
+    errors: dict[str, Any]
+
+
+def read_spec(spec: dict[str, Any]) -> Spec:
+    info = spec.get("info", {})
+    components = spec.get("components", {})
+    errors: dict[str, Any] = dict(components.get("errors", {}))
+    codes: dict[int, str] = {}
+    for name, entry in errors.items():
+        code = int(entry["code"])
+        if code in codes:
+            raise ValueError(f"errors {codes[code]!r} and {name!r} share code {code}")
+        codes[code] = name
+    return Spec(
+        openrpc=str(spec.get("openrpc", "?")),
+        version=str(info.get("version", "")),
+        title=str(info.get("title", "the protocol")),
+        methods=list(spec.get("methods", [])),
+        schemas=dict(components.get("schemas", {})),
+        errors=errors,
+    )
+
+
+def schema_ref_name(ref: str) -> str | None:
+    """The schema name of a local `$ref`, or None for any other reference."""
+    return ref.removeprefix(SCHEMA_REF) if ref.startswith(SCHEMA_REF) else None
+
+
+def method_kind(method: dict[str, Any]) -> str:
+    """ "request" or "notification": the `x-kind` extension, else whether a result is declared."""
+    kind = method.get("x-kind")
+    if isinstance(kind, str):
+        return kind
+    return "request" if "result" in method else "notification"
