@@ -177,7 +177,7 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
     """One scenario per documented code; a code added to the catalogue without one fails here.
     -32603 (a bug by definition) is provoked in memory by tests/unit/test_boundary.py."""
     from circle_bridge._framing import encode_frame
-    from tests.bridge_harness import emulator_running, start_bridge
+    from tests.bridge_harness import emulator_running, start_bridge, wait_until
 
     seen: dict[int, str] = {}
 
@@ -203,8 +203,9 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
             seen[await code_of(b, "circle/enumCircles", {})] = "malformed reply"
             emulator.set_faults(serviceMalformed=False, serviceDelay=2.0)
             seen[await code_of(b, "circle/enumCircles", {})] = "slow service"
+            topics_before = emulator.stats["enumTopics"]
             slow = asyncio.ensure_future(b.request_raw("circle/enumTopics", {"circleId": "x"}, msg_id="c"))
-            await asyncio.sleep(0.1)
+            await wait_until(lambda: emulator.stats["enumTopics"] == topics_before + 1)
             b.cancel("c")
             seen[(await slow)["error"]["code"]] = "cancelled"
             emulator.set_faults(serviceDelay=0.0, serviceDown=True)

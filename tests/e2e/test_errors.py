@@ -208,8 +208,9 @@ def test_cancel_request(emulator: Emulator) -> None:
     async def body(bridge: BridgeClient) -> None:
         await still_works(bridge)
         emulator.set_faults(serviceDelay=5.0)
+        before = emulator.stats["enumCircles"]
         slow = asyncio.ensure_future(bridge.request_raw("circle/enumCircles", {}, msg_id="slow-1"))
-        await asyncio.sleep(0.2)  # let the request reach the service before cancelling it
+        await wait_until(lambda: emulator.stats["enumCircles"] == before + 1)  # it reached the service
         bridge.cancel("slow-1")
         reply = await asyncio.wait_for(slow, 3)  # well before the 5 s the service would take
         assert reply["error"]["code"] == -32800
