@@ -17,7 +17,7 @@ from pygls.server import JsonRPCServer
 
 from . import _errors as E
 from ._codec import Message
-from ._protocol import METHODS_BY_NAME, ClientInfo, InitializeParams, InitializeResult, NoParams
+from ._protocol import METHODS_BY_NAME, InitializeParams, InitializeResult, NoParams
 
 log = logging.getLogger("circle_bridge.lifecycle")
 
@@ -30,7 +30,6 @@ class Lifecycle:
         self._watch_parent = watch_parent
         self.initialized = False
         self.shut_down = False
-        self.client: ClientInfo | None = None
         self._watcher: asyncio.Task[None] | None = None
 
     def gate(self, message: Message) -> tuple[E.ErrorSpec, str] | None:
@@ -53,7 +52,6 @@ class Lifecycle:
 
     def on_initialize(self, params: InitializeParams) -> None:
         if params.client_info:
-            self.client = params.client_info
             log.info("client %s %s connected", params.client_info.name, params.client_info.version or "(no version)")
         if self._watch_parent and isinstance(params.process_id, int):
             self._watcher = asyncio.ensure_future(self._watch(params.process_id))

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from . import _errors as E
@@ -282,8 +281,3 @@ METHODS: tuple[Method, ...] = (
 )
 
 METHODS_BY_NAME: dict[str, Method] = {m.name: m for m in METHODS}
-
-
-def to_wire(value: Any) -> Any:
-    """Structs and dicts alike, as JSON-ready builtins."""
-    return msgspec.to_builtins(value)

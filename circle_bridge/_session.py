@@ -37,7 +37,6 @@ class Authorization:
 
     end_user_id: str
     expires_in: float
-    token_requests: int
 
 
 @dataclass
@@ -55,7 +54,6 @@ class TokenProvider:
         self._secret = secret
         self._current: IssuedToken | None = None
         self._pending: asyncio.Task[IssuedToken] | None = None
-        self.requests = 0
 
     @staticmethod
     def _left_above(token: IssuedToken, share: float, cap: float) -> bool:
@@ -66,7 +64,6 @@ class TokenProvider:
         if current is not None and self._left_above(current, _SOFT_SHARE, _SOFT_CAP):
             return current
         if self._pending is None:
-            self.requests += 1
             self._pending = asyncio.ensure_future(self._endpoint.fetch(self._identity, self._secret))
             self._pending.add_done_callback(self._settle)
         if current is not None and self._left_above(current, _HARD_SHARE, _HARD_CAP):
@@ -115,10 +112,6 @@ class Session:
     async def is_service_running(self) -> bool:
         return await self._service.is_running()
 
-    @property
-    def token_requests(self) -> int:
-        return self._tokens.requests
-
     async def _authorized_token(self) -> IssuedToken:
         if self._config_error is not None:
             raise self._config_error
@@ -146,7 +139,6 @@ class Session:
         return Authorization(
             end_user_id=self.identity.end_user_id,
             expires_in=max(0.0, token.expires_at - time.monotonic()),
-            token_requests=self._tokens.requests,
         )
 
     async def _with_token(self, call: Callable[[str], Awaitable[T]]) -> T:
