@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from functools import cache
 from typing import Any
 
@@ -65,10 +67,32 @@ def _method(m: Method, schemas: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+_LINE_BREAK = re.compile(r"(?<!\n)\n(?!\n)")
+
+
+def _normalised(text: str) -> str:
+    """A docstring as one line per paragraph. msgspec copies docstrings into schema descriptions,
+    and whether it dedents them changed in 0.23; this makes the document the same under every
+    msgspec the declared range allows."""
+    return _LINE_BREAK.sub(" ", inspect.cleandoc(text))
+
+
+def _normalise_descriptions(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: _normalised(v) if k == "description" and isinstance(v, str) else _normalise_descriptions(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_normalise_descriptions(v) for v in node]
+    return node
+
+
 @cache
 def build_document() -> dict[str, Any]:
     types = [m.params for m in METHODS if m.params] + [m.result for m in METHODS if m.result]
-    _, components = msgspec.json.schema_components(sorted(set(types), key=lambda t: t.__name__), ref_template=REF)
+    _, raw = msgspec.json.schema_components(sorted(set(types), key=lambda t: t.__name__), ref_template=REF)
+    components: dict[str, Any] = _normalise_descriptions(raw)
     return {
         "openrpc": OPENRPC_VERSION,
         "info": {

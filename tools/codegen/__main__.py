@@ -74,10 +74,8 @@ def render_all() -> dict[Path, str]:
 
         out[prose] = splice(prose.read_text(encoding="utf-8"), "errors", errors_section(spec))
     for module_name, path in TARGETS:
-        try:
-            module = importlib.import_module(f"tools.codegen.{module_name}")
-        except ModuleNotFoundError:
-            continue
+        # a missing generator is a broken checkout, never a reason to skip a target silently
+        module = importlib.import_module(f"tools.codegen.{module_name}")
         out[path] = module.render(spec)
     return out
 

@@ -173,8 +173,7 @@ M.errors = {
 ---@field circles circle_bridge.CircleInfo[]
 ---@field [string] any
 
---- A circle as CircleService describes it. Only `circleId` is documented by Circle; every other
---- field CircleService sends is passed on, camelCased.
+--- A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
 ---@class circle_bridge.CircleInfo
 ---@field circleId string
 ---@field circleName? string
@@ -188,16 +187,14 @@ M.errors = {
 ---@field topics circle_bridge.TopicInfo[]
 ---@field [string] any
 
---- A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService
---- sends is passed on, camelCased.
+--- A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
 ---@class circle_bridge.TopicInfo
 ---@field topicId string
 ---@field topicName? string
 ---@field topicDescription? string
 ---@field [string] any
 
---- LSP-style `initialize` params. Other LSP fields (rootUri, capabilities, ...) are accepted and
---- ignored, so stock LSP clients can connect.
+--- LSP-style `initialize` params. Other LSP fields (rootUri, capabilities, ...) are accepted and ignored, so stock LSP clients can connect.
 ---@class circle_bridge.InitializeParams
 ---@field processId? integer|nil
 ---@field clientInfo? circle_bridge.ClientInfo
