@@ -47,6 +47,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_file", "CIRCLE_BRIDGE_LOG_FILE", "Write logs to this file instead of stderr."),
     Setting("max_frame_bytes", "CIRCLE_BRIDGE_MAX_FRAME_BYTES", "Largest accepted JSON-RPC message body."),
     Setting("max_in_flight", "CIRCLE_BRIDGE_MAX_IN_FLIGHT", "Requests one connection may have in flight."),
+    Setting(
+        "idle_exit",
+        "CIRCLE_BRIDGE_IDLE_EXIT",
+        "Seconds without clients after which a daemon started by `connect` (or `serve --exit-when-idle`) exits.",
+    ),
 )
 
 
@@ -66,6 +71,7 @@ class Settings:
     log_file: str | None = None
     max_frame_bytes: int = 16 * 1024 * 1024
     max_in_flight: int = 256
+    idle_exit: float = 600.0
     config_file: str | None = None  # where the file layer came from, for `doctor`
 
     def missing_credentials(self) -> list[str]:
@@ -115,7 +121,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-_FLOATS = frozenset({"token_timeout", "service_timeout"})
+_FLOATS = frozenset({"token_timeout", "service_timeout", "idle_exit"})
 _INTS = frozenset({"max_frame_bytes", "max_in_flight"})
 _POSITIVE = _FLOATS | _INTS
 

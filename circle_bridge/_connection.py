@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from pygls.protocol import JsonRPCRequestMessage
+from pygls.server import JsonRPCServer
 
 from . import _errors as E
 from ._codec import Invalid, decode_message
@@ -51,12 +53,20 @@ class FrameWriter(Protocol):
 EOF_GRACE_SECONDS = 30.0
 
 
+Methods = Callable[[JsonRPCServer], None]
+"""Registers the request handlers on a connection's server (the composition root decides which)."""
+
+
 class Connection:
+    """One client: its own framing state, pygls protocol and lifecycle; the methods it serves are
+    given by the composition root (the circle handlers on the shared session), so a connection
+    neither opens nor closes anything shared."""
+
     def __init__(
         self,
-        session: Session,
         settings: Settings,
         writer: FrameWriter,
+        methods: Methods,
         *,
         watch_parent: bool = False,
     ) -> None:
@@ -64,18 +74,17 @@ class Connection:
         self._closed = asyncio.Event()
         self.exit_code = 0
         self._parser = FrameParser(settings.max_frame_bytes)
-        self.server = new_server()
+        self._max_in_flight = settings.max_in_flight
+        self._slot_freed = asyncio.Event()
+        self.lifecycle = Lifecycle(self.close, watch_parent=watch_parent)
+        self.server = new_server(
+            write_frame=self._write, gate=self.lifecycle.gate, on_request_done=self._slot_freed.set
+        )
         protocol = self.server.protocol
         assert isinstance(protocol, BridgeProtocol)
         self.protocol = protocol
-        protocol.write_frame = self._write
-        self._max_in_flight = settings.max_in_flight
-        self._slot_freed = asyncio.Event()
-        protocol.on_request_done = self._slot_freed.set
-        self.lifecycle = Lifecycle(self.close, watch_parent=watch_parent)
-        protocol.gate = self.lifecycle.gate
         register_lifecycle(self.server, self.lifecycle, parse_params, _initialize_result, self._others_answered)
-        register_circle_methods(self.server, session, build_document)
+        methods(self.server)
         registered = set(self.server.protocol.fm.features)
         assert registered | {"$/cancelRequest"} == {m.name for m in METHODS}, "protocol and handlers disagree"
 
@@ -139,6 +148,11 @@ class Connection:
                 await asyncio.wait_for(self._writer.drain(), timeout=5)
         return self.exit_code
 
+    async def finish(self) -> None:
+        """Drain: answer every request already received (bounded), then end the connection."""
+        await self._requests_answered()
+        self.close(0)
+
     async def _others_answered(self) -> None:
         """Wait (bounded) until every request but the calling one is answered."""
         await self._requests_answered(exclude=asyncio.current_task())
@@ -149,3 +163,12 @@ class Connection:
         if pending:
             await asyncio.wait(pending, timeout=EOF_GRACE_SECONDS)
             await asyncio.sleep(0)  # let done-callbacks write the replies
+
+
+def circle_methods(session: Session) -> Methods:
+    """The protocol's methods, served from ``session`` (shared by every connection)."""
+
+    def register(server: JsonRPCServer) -> None:
+        register_circle_methods(server, session, build_document)
+
+    return register

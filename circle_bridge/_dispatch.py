@@ -31,11 +31,19 @@ Gate = Callable[[Message], "tuple[E.ErrorSpec, str] | None"]
 
 
 class BridgeProtocol(JsonRPCProtocol):
-    def __init__(self, server: JsonRPCServer, converter: cattrs.Converter) -> None:
+    def __init__(
+        self,
+        server: JsonRPCServer,
+        converter: cattrs.Converter,
+        *,
+        write_frame: Callable[[bytes], None] | None = None,
+        gate: Gate | None = None,
+        on_request_done: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(server, converter)
-        self.write_frame: Callable[[bytes], None] | None = None
-        self.gate: Gate | None = None
-        self.on_request_done: Callable[[], None] | None = None
+        self.write_frame = write_frame
+        self.gate = gate
+        self.on_request_done = on_request_done
         self._methods: dict[MsgId, str] = {}
 
     # -- outgoing ---------------------------------------------------------------------------
@@ -101,7 +109,17 @@ class BridgeProtocol(JsonRPCProtocol):
         future.cancel()
 
 
-def new_server() -> JsonRPCServer:
-    """One server (and protocol) per connection. The converter is unused on our paths: the read loop
-    builds pygls' message objects from msgspec output, and `_send_data` encodes with msgspec."""
-    return JsonRPCServer(BridgeProtocol, default_converter)
+def new_server(
+    *,
+    write_frame: Callable[[bytes], None],
+    gate: Gate,
+    on_request_done: Callable[[], None],
+) -> JsonRPCServer:
+    """One server (and protocol) per connection, its hooks given at construction. The converter is
+    unused on our paths: the read loop builds pygls' message objects from msgspec output, and
+    `_send_data` encodes with msgspec."""
+
+    def protocol(server: JsonRPCServer, converter: cattrs.Converter) -> BridgeProtocol:
+        return BridgeProtocol(server, converter, write_frame=write_frame, gate=gate, on_request_done=on_request_done)
+
+    return JsonRPCServer(protocol, default_converter)  # type: ignore[arg-type]  # a factory, not the class

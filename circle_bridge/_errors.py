@@ -16,6 +16,9 @@ dispatch boundary in ``_dispatch.py``)::
     ├── UpstreamMalformed         -33005
     ├── UpstreamTimeout           -33006
     └── BadConfiguration          -33007, data.missing lists the settings to set
+
+-33010 (Unauthenticated) is never raised: the TCP admission check (`_admission.py`) answers it
+before a connection reaches dispatch.
 """
 
 from __future__ import annotations
@@ -128,6 +131,14 @@ BAD_CONFIGURATION = ErrorSpec(
     "A required setting is missing or invalid; `data.missing` names the settings.",
     False,
 )
+UNAUTHENTICATED = ErrorSpec(
+    -33010,
+    "Unauthenticated",
+    "Authentication required",
+    "On TCP the first request must be `initialize` with the daemon's token in "
+    "`initializationOptions.authToken` (from daemon.json); the connection is closed after this reply.",
+    False,
+)
 CATALOGUE: tuple[ErrorSpec, ...] = (
     PARSE_ERROR,
     INVALID_REQUEST,
@@ -143,6 +154,7 @@ CATALOGUE: tuple[ErrorSpec, ...] = (
     UPSTREAM_MALFORMED,
     UPSTREAM_TIMEOUT,
     BAD_CONFIGURATION,
+    UNAUTHENTICATED,
 )
 
 

@@ -40,6 +40,15 @@ class Authorization:
 
 
 @dataclass
+class SessionCounters:
+    """Upstream traffic since the session opened, for `circle-bridge status`: what sharing saved."""
+
+    service_calls: int = 0  # requests to CircleService (reads, authorize, liveness probes)
+    coalesced: int = 0  # reads that joined an identical call in flight instead of making one
+    token_requests: int = 0  # token fetches started (each may retry a nonce, see _upstream)
+
+
+@dataclass
 class _Shared:
     future: asyncio.Future[Any]
     waiters: int = 0
@@ -48,7 +57,10 @@ class _Shared:
 class TokenProvider:
     """Hands out a valid token. N concurrent callers cause at most one token request."""
 
-    def __init__(self, endpoint: TokenEndpoint, identity: Identity, secret: str) -> None:
+    def __init__(
+        self, endpoint: TokenEndpoint, identity: Identity, secret: str, counters: SessionCounters | None = None
+    ) -> None:
+        self.counters = counters or SessionCounters()
         self._endpoint = endpoint
         self._identity = identity
         self._secret = secret
@@ -64,6 +76,7 @@ class TokenProvider:
         if current is not None and self._left_above(current, _SOFT_SHARE, _SOFT_CAP):
             return current
         if self._pending is None:
+            self.counters.token_requests += 1
             self._pending = asyncio.ensure_future(self._endpoint.fetch(self._identity, self._secret))
             self._pending.add_done_callback(self._settle)
         if current is not None and self._left_above(current, _HARD_SHARE, _HARD_CAP):
@@ -98,7 +111,8 @@ class Session:
     ) -> None:
         self.identity = identity
         self._config_error = config_error
-        self._tokens = TokenProvider(endpoint, identity, secret)
+        self.counters = SessionCounters()
+        self._tokens = TokenProvider(endpoint, identity, secret, self.counters)
         self._service = service
         self._endpoint = endpoint
         self._authorized: IssuedToken | None = None
@@ -110,6 +124,7 @@ class Session:
         return self._service.base_url
 
     async def is_service_running(self) -> bool:
+        self.counters.service_calls += 1
         return await self._service.is_running()
 
     async def _authorized_token(self) -> IssuedToken:
@@ -120,6 +135,7 @@ class Session:
             return token
         task = self._authorizing.get(token.value)
         if task is None:
+            self.counters.service_calls += 1
             task = asyncio.ensure_future(self._service.authorize(token.value))
             self._authorizing[token.value] = task
             key = token.value
@@ -145,6 +161,7 @@ class Session:
         """Run ``call`` with an authorized token; on HTTP 401 take a new token, authorize, retry once."""
         token = await self._authorized_token()
         try:
+            self.counters.service_calls += 1
             return await call(token.value)
         except Unauthorized:
             log.info("CircleService answered 401; taking a new token and retrying once")
@@ -153,6 +170,7 @@ class Session:
                 self._authorized = None
         token = await self._authorized_token()
         try:
+            self.counters.service_calls += 1
             return await call(token.value)
         except Unauthorized:
             raise AuthorizationRejected("CircleService answered 401 even with a fresh token", httpStatus=401) from None
@@ -173,6 +191,8 @@ class Session:
                     done.exception()  # retrieved: waiters that left must not leave a loop warning
 
             shared.add_done_callback(forget)
+        else:
+            self.counters.coalesced += 1
         entry.waiters += 1
         try:
             result: T = await asyncio.shield(entry.future)
@@ -193,6 +213,23 @@ class Session:
             ("enumTopics", circle_id),
             lambda: self._with_token(lambda token: self._service.enum_topics(token, circle_id)),
         )
+
+    def state(self) -> dict[str, Any]:
+        """For `circle-bridge status`: whether the session is usable and for how long, no secret."""
+        token = self._authorized
+        left = None if token is None else max(0.0, token.expires_at - time.monotonic())
+        return {
+            "configured": self._config_error is None,
+            "authorized": left is not None and left > 0,
+            "tokenExpiresIn": None if left is None else round(left, 1),
+            "endUserId": self.identity.end_user_id or None,
+        }
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     async def aclose(self) -> None:
         await self._service.aclose()

@@ -1,5 +1,7 @@
-"""Transports move bytes; they know nothing of Circle. Today: stdio. Each connection gets its own
-`Connection` (and so its own pygls protocol) and shares the process-wide session."""
+"""Transports move bytes; they know nothing of Circle. This module: stdio, and the shape every
+transport shares: a per-connection factory (the composition root in cli.py builds it around the
+shared session) that turns a writer into something that serves a reader. Unix socket and TCP
+listeners are in `_listeners.py`."""
 
 from __future__ import annotations
 
@@ -8,12 +10,23 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
+from typing import Protocol
 
-from ._config import Settings
-from ._connection import Connection, FrameWriter
-from ._session import Session
+from ._connection import FrameWriter
 
 log = logging.getLogger("circle_bridge.transports")
+
+
+class ServedConnection(Protocol):
+    """What a transport needs of a connection (`_connection.Connection` is one)."""
+
+    async def feed(self, data: bytes) -> None: ...
+    async def run(self, reader: asyncio.StreamReader) -> int: ...
+    async def finish(self) -> None: ...
+
+
+ConnectionFactory = Callable[[FrameWriter], ServedConnection]
 
 
 def protect_stdout() -> int:
@@ -72,13 +85,11 @@ async def _fd_writer(loop: asyncio.AbstractEventLoop, fd: int) -> FrameWriter:
     return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
-async def serve_stdio(session: Session, settings: Settings, protocol_fd: int) -> int:
+async def serve_stdio(new_connection: ConnectionFactory, protocol_fd: int) -> int:
+    """Serve one connection on stdin and ``protocol_fd`` until EOF or `exit`; its exit code."""
     loop = asyncio.get_running_loop()
     reader = await _stdin_reader(loop)
     writer = await _fd_writer(loop, protocol_fd)
-    connection = Connection(session, settings, writer, watch_parent=True)
+    connection = new_connection(writer)
     log.info("serving JSON-RPC on stdio")
-    try:
-        return await connection.run(reader)
-    finally:
-        await session.aclose()
+    return await connection.run(reader)

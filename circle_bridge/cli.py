@@ -1,9 +1,11 @@
-"""The `circle-bridge` command: serve, emulator, demo, spec, doctor."""
+"""The `circle-bridge` command: serve, connect, status, stop, emulator, demo, spec, doctor.
+
+This is the composition root: it opens the session (`async with`) and hands the transports a
+per-connection factory built around it; nothing below opens or closes anything shared."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -41,11 +43,21 @@ def _load(args: argparse.Namespace) -> Settings:
     return load_settings(_cli_overrides(args))
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    from ._session import open_session
-    from ._transports import protect_stdout, serve_stdio
+def _identity(settings: Settings) -> str:
+    """The fingerprint of the configured identity, "" when none is configured."""
+    from ._runtime_dir import identity_fingerprint
 
-    protocol_fd = protect_stdout()  # first: nothing below may write to the protocol stream
+    parts = (settings.customer_id or "", settings.app_key or "", settings.end_user_id or "")
+    if not any(parts):
+        return ""
+    return identity_fingerprint(*parts, settings.token_url, settings.service_url)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    listening = args.socket is not None or args.tcp is not None
+    on_stdio = args.stdio or not listening
+    # first: nothing below may write to the protocol stream
+    protocol_fd = _protect_stdout() if on_stdio else None
     try:
         settings = _load(args)
     except BadConfiguration as exc:
@@ -59,11 +71,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         settings = load_settings({**_cli_overrides(args), **emulator_settings(emulator.describe())})
     _setup_logging(settings)
     log = logging.getLogger("circle_bridge")
-    log.info("circle-bridge %s serving stdio; service %s", __version__, settings.service_url)
+    log.info("circle-bridge %s serving; service %s", __version__, settings.service_url)
     if settings.missing_credentials():
         log.warning("credentials missing (%s): circle/* calls will fail", ", ".join(settings.missing_credentials()))
     try:
-        return asyncio.run(serve_stdio(open_session(settings), settings, protocol_fd))
+        import asyncio  # here, not at the top: `connect` must start fast and never needs it
+
+        return asyncio.run(_serve(args, settings, protocol_fd))
     except KeyboardInterrupt:
         return 130
     finally:
@@ -71,8 +85,196 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             emulator.stop()
 
 
+def _protect_stdout() -> int:
+    from ._transports import protect_stdout
+
+    return protect_stdout()
+
+
+async def _serve(args: argparse.Namespace, settings: Settings, protocol_fd: int | None) -> int:
+    from ._connection import Connection, FrameWriter, circle_methods
+    from ._session import open_session
+    from ._transports import serve_stdio
+
+    async with open_session(settings) as session:
+        methods = circle_methods(session)
+
+        def stdio_connection(writer: FrameWriter) -> Connection:
+            return Connection(settings, writer, methods, watch_parent=True)
+
+        def listener_connection(writer: FrameWriter) -> Connection:
+            # a shared daemon must not exit with one client's parent: no parent watch
+            return Connection(settings, writer, methods)
+
+        if args.socket is None and args.tcp is None:
+            assert protocol_fd is not None
+            return await serve_stdio(stdio_connection, protocol_fd)
+        return await _serve_daemon(args, settings, session, listener_connection, stdio_connection, protocol_fd)
+
+
+async def _serve_daemon(
+    args: argparse.Namespace,
+    settings: Settings,
+    session: Any,
+    listener_connection: Any,
+    stdio_connection: Any,
+    protocol_fd: int | None,
+) -> int:
+    from pathlib import Path
+
+    from ._daemon import Daemon, DaemonError, DaemonOptions
+    from ._listeners import is_loopback, parse_tcp_address
+    from ._runtime_dir import SOCKET_FILE, runtime_dir
+    from ._transports import serve_stdio
+
+    directory = runtime_dir()
+    tcp = None
+    if args.tcp is not None:
+        try:
+            tcp = parse_tcp_address(args.tcp)
+        except ValueError as exc:
+            sys.stderr.write(f"circle-bridge: {exc}\n")
+            return 2
+        if not is_loopback(tcp[0]):
+            if not args.allow_non_loopback:
+                sys.stderr.write(
+                    f"circle-bridge: refusing to listen on {tcp[0]}, which other machines can reach; "
+                    "add --allow-non-loopback if you mean it\n"
+                )
+                return 2
+            sys.stderr.write(f"circle-bridge: WARNING: listening on {tcp[0]}: reachable beyond this machine\n")
+    socket_path = None
+    if args.socket is not None:
+        socket_path = Path(args.socket) if args.socket else directory / SOCKET_FILE
+    options = DaemonOptions(
+        runtime_dir=directory,
+        socket_path=socket_path,
+        tcp=tcp,
+        identity=_identity(settings),
+        idle_exit=settings.idle_exit if args.exit_when_idle else None,
+        log_file=settings.log_file,
+    )
+    daemon = Daemon(session, options, settings.max_frame_bytes)
+    try:
+        state = await daemon.start(listener_connection)
+    except DaemonError as exc:
+        sys.stderr.write(f"circle-bridge: {exc}\n")
+        return 2
+    announcement = {
+        "pid": state.pid,
+        "socket": state.socket,
+        "tcp": state.tcp,
+        "stateFile": str(directory / "daemon.json"),
+    }
+    sys.stderr.write(f"circle-bridge: daemon listening: {json.dumps(announcement)}\n")
+    if protocol_fd is None:  # stdout is free: one JSON line for scripts (port 0 -> the port picked)
+        sys.stdout.write(json.dumps(announcement) + "\n")
+        sys.stdout.flush()
+        return await daemon.run()
+    return await daemon.run(lambda: serve_stdio(stdio_connection, protocol_fd))
+
+
+def _cmd_connect(args: argparse.Namespace) -> int:
+    from ._connect import run_connect
+    from ._runtime_dir import LOG_FILE, runtime_dir
+
+    try:
+        settings = _load(args)
+    except BadConfiguration as exc:
+        sys.stderr.write(f"circle-bridge connect: {exc.message}\n")
+        return 2
+    directory = runtime_dir()
+    log_file = settings.log_file or str(directory / LOG_FILE)
+    daemon_argv = [sys.executable, "-m", "circle_bridge", "serve", "--socket", "--exit-when-idle"]
+    for name, value in _cli_overrides(args).items():
+        if value is not None and name != "log_file":
+            daemon_argv += ["--" + name.replace("_", "-"), str(value)]
+    daemon_argv += ["--log-file", log_file]
+    return run_connect(directory, _identity(settings), daemon_argv, log_file)
+
+
+def _running_daemon() -> Any:
+    from ._runtime_dir import live_state, runtime_dir
+
+    return live_state(runtime_dir())
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ._runtime_dir import control_request
+
+    state = _running_daemon()
+    if state is None:
+        print(json.dumps({"running": False}) if args.json else "no circle-bridge daemon is running")
+        return 1
+    try:
+        status = control_request(state.control, "status")
+    except (OSError, ValueError) as exc:
+        print(f"the daemon (pid {state.pid}) does not answer on {state.control}: {exc}")
+        return 1
+    if args.json:
+        print(json.dumps({"running": True, **status}, indent=2))
+        return 0
+    print(_format_status(status))
+    return 0
+
+
+def _format_status(status: dict[str, Any]) -> str:
+    endpoints = status["endpoints"]
+    clients = status["clients"]
+    session = status["session"]
+    upstream = status["upstream"]
+    by_kind = ", ".join(f"{kind} {n}" for kind, n in sorted(clients["byTransport"].items())) or "none"
+    if not session["configured"]:
+        session_line = "not configured (credentials missing)"
+    elif session["authorized"]:
+        session_line = f"authorized as {session['endUserId']}; token expires in {session['tokenExpiresIn']:.0f} s"
+    else:
+        session_line = "not authorized yet (the first circle/* call authorizes)"
+    idle = status["idleExit"]
+    lines = [
+        f"circle-bridge {status['version']} daemon, pid {status['pid']}, up {status['uptime']:.0f} s"
+        + (f", exits after {idle:.0f} s without clients" if idle else ""),
+        f"  socket    {endpoints['socket'] or '-'}",
+        f"  tcp       {endpoints['tcp'] or '-'}" + (" (token in daemon.json)" if endpoints["tcp"] else ""),
+        f"  identity  {status['identity'] or '(none configured)'}",
+        f"  clients   {clients['connected']} connected ({by_kind}); "
+        f"accepted {sum(status['accepted'].values())}, refused {sum(status['refused'].values())}",
+        f"  session   {session_line}; service {session['serviceUrl']}",
+        f"  upstream  {upstream['calls']} calls, {upstream['coalesced']} coalesced, "
+        f"{upstream['tokenRequests']} token requests",
+    ]
+    return "\n".join(lines)
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import time
+
+    from ._runtime_dir import control_request, pid_alive
+
+    state = _running_daemon()
+    if state is None:
+        print("no circle-bridge daemon is running")
+        return 0
+    try:
+        control_request(state.control, "stop")
+    except (OSError, ValueError):
+        os.kill(state.pid, signal.SIGTERM)  # SIGTERM drains too
+    deadline = time.monotonic() + args.timeout
+    while pid_alive(state.pid):
+        if time.monotonic() > deadline:
+            print(f"the daemon (pid {state.pid}) is still draining after {args.timeout:.0f} s")
+            return 1
+        time.sleep(0.05)
+    print(f"stopped the daemon (pid {state.pid})")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ._cli_demo import run_demo
+
+    import asyncio
 
     return asyncio.run(run_demo(trace=args.trace))
 
@@ -109,11 +311,52 @@ def build_parser() -> argparse.ArgumentParser:
                 "--" + s.name.replace("_", "-"), dest=s.name, default=None, help=f"{s.description} [{s.env}]"
             )
 
-    serve = sub.add_parser("serve", help="serve JSON-RPC (stdio)")
-    serve.add_argument("--stdio", action="store_true", help="serve on stdin/stdout (the default)")
+    serve = sub.add_parser("serve", help="serve JSON-RPC on stdio, a Unix socket and/or loopback TCP")
+    serve.add_argument(
+        "--stdio", action="store_true", help="serve on stdin/stdout (the default without --socket or --tcp)"
+    )
+    serve.add_argument(
+        "--socket",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="serve many clients on a Unix socket (default: bridge.sock in the runtime dir)",
+    )
+    serve.add_argument(
+        "--tcp",
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve many clients on TCP, 127.0.0.1 by default; port 0 picks a free port; "
+        "clients need the authToken from daemon.json",
+    )
+    serve.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="let --tcp listen on an address other machines can reach (warns)",
+    )
+    serve.add_argument(
+        "--exit-when-idle",
+        action="store_true",
+        help="exit after --idle-exit seconds without clients (what `connect` starts daemons with)",
+    )
     serve.add_argument("--emulator", action="store_true", help="start the embedded Circle emulator and use it")
     settings_flags(serve)
     serve.set_defaults(func=_cmd_serve)
+
+    connect = sub.add_parser(
+        "connect", help="stdio <-> the shared daemon: attach to it, or start one (use as a client's command)"
+    )
+    settings_flags(connect)
+    connect.set_defaults(func=_cmd_connect)
+
+    status = sub.add_parser("status", help="show the running daemon: endpoints, clients, session, upstream counters")
+    status.add_argument("--json", action="store_true", help="the same, as JSON for scripts")
+    status.set_defaults(func=_cmd_status)
+
+    stop = sub.add_parser("stop", help="stop the running daemon after answering every request in flight")
+    stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it to exit")
+    stop.set_defaults(func=_cmd_stop)
 
     # listed for --help only: main() hands `emulator ...` to the emulator's own parser
     sub.add_parser("emulator", help="run the Circle emulator alone; prints its URLs and credentials as JSON")

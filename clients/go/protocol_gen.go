@@ -80,6 +80,10 @@ const (
 	// CodeBadConfiguration (-33007, "circle-bridge is not configured"): A required setting is missing
 	// or invalid; `data.missing` names the settings.
 	CodeBadConfiguration int = -33007
+	// CodeUnauthenticated (-33010, "Authentication required"): On TCP the first request must be
+	// `initialize` with the daemon's token in `initializationOptions.authToken` (from daemon.json);
+	// the connection is closed after this reply.
+	CodeUnauthenticated int = -33010
 )
 
 // codeNames maps each catalogue code to its stable name.
@@ -98,6 +102,7 @@ var codeNames = map[int]string{
 	-33005: "UpstreamMalformed",
 	-33006: "UpstreamTimeout",
 	-33007: "BadConfiguration",
+	-33010: "Unauthenticated",
 }
 
 // codeRetryable maps each catalogue code to its default retry hint.
@@ -116,6 +121,7 @@ var codeRetryable = map[int]bool{
 	-33005: true,
 	-33006: true,
 	-33007: false,
+	-33010: false,
 }
 
 // CancelParams is the protocol's CancelParams object.

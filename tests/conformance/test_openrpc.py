@@ -22,7 +22,7 @@ import referencing
 import referencing.jsonschema
 
 from circle_bridge._config import Settings
-from circle_bridge._connection import Connection
+from circle_bridge._connection import Connection, circle_methods
 from circle_bridge._openrpc import build_document
 from circle_bridge._session import open_session
 from circle_bridge.client import BridgeClient
@@ -90,7 +90,7 @@ def test_server_registers_exactly_the_spec_methods() -> None:
     settings = Settings(service_url="http://127.0.0.1:9")
 
     async def registered() -> set[str]:
-        connection = Connection(open_session(settings), settings, MemoryWriter())
+        connection = Connection(settings, MemoryWriter(), circle_methods(open_session(settings)))
         return set(connection.server.protocol.fm.features)
 
     # $/cancelRequest is handled by the dispatcher itself, not registered as a feature

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from circle_bridge._config import Settings
-from circle_bridge._connection import Connection
+from circle_bridge._connection import Connection, circle_methods
 from circle_bridge._framing import FrameParser, encode_frame
 from circle_bridge._session import open_session
 
@@ -31,7 +31,7 @@ def test_unexpected_exception_becomes_bare_internal_error() -> None:
     async def scenario() -> list[Any]:
         settings = Settings(service_url="http://127.0.0.1:9")
         writer = MemoryWriter()
-        connection = Connection(open_session(settings), settings, writer)
+        connection = Connection(settings, writer, circle_methods(open_session(settings)))
 
         @connection.server.feature("test/explode")
         async def explode(params: Any) -> None:

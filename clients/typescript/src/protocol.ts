@@ -34,6 +34,8 @@ export const ErrorCodes = {
   UpstreamTimeout: -33006,
   /** circle-bridge is not configured: A required setting is missing or invalid; `data.missing` names the settings. */
   BadConfiguration: -33007,
+  /** Authentication required: On TCP the first request must be `initialize` with the daemon's token in `initializationOptions.authToken` (from daemon.json); the connection is closed after this reply. */
+  Unauthenticated: -33010,
 } as const;
 
 /** A catalogue name, e.g. `CircleOperationFailed`. */
@@ -131,6 +133,12 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
     code: -33007,
     message: "circle-bridge is not configured",
     meaning: "A required setting is missing or invalid; `data.missing` names the settings.",
+    retryable: false,
+  },
+  Unauthenticated: {
+    code: -33010,
+    message: "Authentication required",
+    meaning: "On TCP the first request must be `initialize` with the daemon's token in `initializationOptions.authToken` (from daemon.json); the connection is closed after this reply.",
     retryable: false,
   },
 };

@@ -50,6 +50,7 @@ M.error_codes = {
   UpstreamMalformed = -33005,
   UpstreamTimeout = -33006,
   BadConfiguration = -33007,
+  Unauthenticated = -33010,
 }
 
 --- Catalogue names by error code.
@@ -68,6 +69,7 @@ M.error_names = {
   [-33005] = "UpstreamMalformed",
   [-33006] = "UpstreamTimeout",
   [-33007] = "BadConfiguration",
+  [-33010] = "Unauthenticated",
 }
 
 --- The catalogue entry (message, meaning, retryable) by catalogue name.
@@ -154,6 +156,12 @@ M.errors = {
     code = -33007,
     message = "circle-bridge is not configured",
     meaning = "A required setting is missing or invalid; `data.missing` names the settings.",
+    retryable = false,
+  },
+  Unauthenticated = {
+    code = -33010,
+    message = "Authentication required",
+    meaning = "On TCP the first request must be `initialize` with the daemon's token in `initializationOptions.authToken` (from daemon.json); the connection is closed after this reply.",
     retryable = false,
   },
 }
