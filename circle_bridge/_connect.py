@@ -18,21 +18,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from ._config import Settings
 from ._framing import FrameParser
 from ._runtime_dir import (
     LOG_FILE,
     DaemonState,
     RuntimeDirError,
     ensure_private_dir,
+    identity_fingerprint,
     live_state,
+    pid_alive,
     read_state,
     socket_answers,
     start_lock,
@@ -69,25 +74,55 @@ def _log_tail(path: Path, lines: int = 8) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _spawn_daemon(directory: Path, argv: Sequence[str], log_file: str | None) -> subprocess.Popen[bytes]:
+def identity_of(settings: Settings) -> str:
+    """The fingerprint of the configured identity, "" when none is configured."""
+    parts = (settings.customer_id or "", settings.app_key or "", settings.end_user_id or "")
+    if not any(parts):
+        return ""
+    return identity_fingerprint(*parts, settings.token_url, settings.service_url)
+
+
+def daemon_argv(flags: Mapping[str, Any], log_file: str) -> list[str]:
+    """The command that starts a daemon for `connect`: socket only, exiting when idle, with the
+    settings flags `connect` was given (the secret travels in the environment, never in argv)."""
+    argv = [sys.executable, "-m", "circle_bridge", "serve", "--socket", "--exit-when-idle"]
+    for name, value in flags.items():
+        if value is not None and name != "log_file":
+            argv += ["--" + name.replace("_", "-"), str(value)]
+    return [*argv, "--log-file", log_file]
+
+
+def _spawn_daemon(directory: Path, argv: Sequence[str], log_file: str | None, env: Mapping[str, str] | None) -> int:
+    """Start the daemon detached and return its pid. A shell in a new session starts it in the
+    background and exits at once, so the daemon is nobody's child (init reaps it): an app that
+    attaches and lives on never collects a zombie, and the terminal's signals never reach it."""
     log_path = Path(log_file) if log_file else directory / LOG_FILE
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        # a new session: the daemon outlives this connect and is not hit by the terminal's signals
-        return subprocess.Popen(
-            list(argv),
+        launcher = subprocess.Popen(
+            ["/bin/sh", "-c", '"$@" </dev/null >/dev/null & echo $!', "sh", *argv],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=fd,
             start_new_session=True,
             close_fds=True,
+            env=None if env is None else dict(env),
         )
     finally:
         os.close(fd)
+    out, _ = launcher.communicate(timeout=START_TIMEOUT_SECONDS)
+    try:
+        return int(out)
+    except ValueError:
+        raise ConnectError(f"could not start the daemon: {' '.join(argv[:5])} ...") from None
 
 
 def attach_or_start(
-    directory: Path, identity: str, daemon_argv: Sequence[str], log_file: str | None = None
+    directory: Path,
+    identity: str,
+    argv: Sequence[str],
+    log_file: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> DaemonState:
     """The state of a live daemon for ``identity``, starting one if none runs."""
     try:
@@ -99,17 +134,18 @@ def attach_or_start(
             state = live_state(directory)  # someone may have started one while we waited
             if state is not None:
                 return _usable(state, identity)
-            child = _spawn_daemon(directory, daemon_argv, log_file)
+            pid = _spawn_daemon(directory, argv, log_file, env)
             deadline = time.monotonic() + START_TIMEOUT_SECONDS
             while time.monotonic() < deadline:
                 state = read_state(directory)
-                if state is not None and state.pid == child.pid and state.socket and socket_answers(state.socket):
+                if state is not None and state.pid == pid and state.socket and socket_answers(state.socket):
                     return _usable(state, identity)
-                if child.poll() is not None:
+                if not pid_alive(pid):
                     tail = _log_tail(Path(log_file) if log_file else directory / LOG_FILE)
-                    raise ConnectError(f"the daemon exited at start (status {child.returncode}):\n{tail}")
+                    raise ConnectError(f"the daemon exited at start; the end of its log:\n{tail}")
                 time.sleep(0.02)
-            child.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
             raise ConnectError(f"the daemon did not start within {START_TIMEOUT_SECONDS:.0f} s")
     except RuntimeDirError as exc:
         raise ConnectError(str(exc)) from None

@@ -88,6 +88,20 @@ class Clients:
                 await asyncio.wait_for(self.changed.wait(), deadline - loop.time())
 
 
+async def _lingering_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Close a refused connection so that the peer sees our reply and an orderly EOF: closing a
+    socket with unread input makes the kernel send a reset, which may destroy the reply in flight.
+    So: send EOF, then read and discard what the peer still sends, briefly."""
+    with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+        await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(1.0):
+            discarded = 0
+            while discarded < 1 << 20 and (chunk := await reader.read(65536)):
+                discarded += len(chunk)
+
+
 class Listener:
     """One listening endpoint. ``kind`` is "socket" or "tcp"; ``address`` what clients dial."""
 
@@ -126,6 +140,7 @@ class Listener:
             )
             if prefix is None:
                 self._clients.refuse(self.kind)
+                await _lingering_close(reader, writer)
                 return
             connection = self._new_connection(writer)
             self._clients.add(connection, self.kind)

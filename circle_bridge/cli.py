@@ -44,13 +44,9 @@ def _load(args: argparse.Namespace) -> Settings:
 
 
 def _identity(settings: Settings) -> str:
-    """The fingerprint of the configured identity, "" when none is configured."""
-    from ._runtime_dir import identity_fingerprint
+    from ._connect import identity_of
 
-    parts = (settings.customer_id or "", settings.app_key or "", settings.end_user_id or "")
-    if not any(parts):
-        return ""
-    return identity_fingerprint(*parts, settings.token_url, settings.service_url)
+    return identity_of(settings)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -175,7 +171,7 @@ async def _serve_daemon(
 
 
 def _cmd_connect(args: argparse.Namespace) -> int:
-    from ._connect import run_connect
+    from ._connect import daemon_argv, run_connect
     from ._runtime_dir import LOG_FILE, runtime_dir
 
     try:
@@ -185,12 +181,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
         return 2
     directory = runtime_dir()
     log_file = settings.log_file or str(directory / LOG_FILE)
-    daemon_argv = [sys.executable, "-m", "circle_bridge", "serve", "--socket", "--exit-when-idle"]
-    for name, value in _cli_overrides(args).items():
-        if value is not None and name != "log_file":
-            daemon_argv += ["--" + name.replace("_", "-"), str(value)]
-    daemon_argv += ["--log-file", log_file]
-    return run_connect(directory, _identity(settings), daemon_argv, log_file)
+    return run_connect(directory, _identity(settings), daemon_argv(_cli_overrides(args), log_file), log_file)
 
 
 def _running_daemon() -> Any:
@@ -272,9 +263,9 @@ def _cmd_stop(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ._cli_demo import run_demo
-
     import asyncio
+
+    from ._cli_demo import run_demo
 
     return asyncio.run(run_demo(trace=args.trace))
 

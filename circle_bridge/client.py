@@ -4,6 +4,11 @@
         await bridge.initialize()
         circles = await bridge.enum_circles()
 
+To share one session with every other app of this user, attach to the daemon instead:
+``BridgeClient.attach()`` (its socket; starts a daemon if none runs, as `circle-bridge connect`
+does), ``BridgeClient.connect_socket()`` or ``BridgeClient.connect_tcp()`` (the address and the
+token come from daemon.json).
+
 Errors from the bridge raise `BridgeRPCError` with the catalogue `code` and `data`.
 """
 
@@ -48,7 +53,9 @@ class BridgeClient:
         writer: asyncio.StreamWriter,
         process: asyncio.subprocess.Process | None = None,
         trace: Trace | None = None,
+        auth_token: str | None = None,
     ) -> None:
+        self._auth_token = auth_token
         self._reader = reader
         self._writer = writer
         self.process = process
@@ -81,6 +88,66 @@ class BridgeClient:
         assert process.stdin is not None
         assert process.stdout is not None
         return cls(process.stdout, process.stdin, process, trace)
+
+    @classmethod
+    async def connect_socket(
+        cls, path: str | os.PathLike[str] | None = None, trace: Trace | None = None
+    ) -> BridgeClient:
+        """Attach to a daemon's Unix socket: ``path``, else the one daemon.json names (in
+        ``$CIRCLE_BRIDGE_RUNTIME_DIR`` or the default runtime dir). Raises ConnectionError if no
+        daemon runs there."""
+        from ._runtime_dir import SOCKET_FILE, read_state, runtime_dir
+
+        if path is None:
+            state = read_state(runtime_dir())
+            path = state.socket if state is not None and state.socket else runtime_dir() / SOCKET_FILE
+        reader, writer = await asyncio.open_unix_connection(os.fspath(path), limit=1 << 20)
+        return cls(reader, writer, trace=trace)
+
+    @classmethod
+    async def connect_tcp(
+        cls,
+        host: str | None = None,
+        port: int | None = None,
+        auth_token: str | None = None,
+        trace: Trace | None = None,
+    ) -> BridgeClient:
+        """Attach to a daemon over TCP. Missing pieces come from daemon.json: the address, and the
+        token that `initialize` then sends in ``initializationOptions.authToken``."""
+        from ._runtime_dir import read_state, runtime_dir
+
+        if host is None or port is None or auth_token is None:
+            state = read_state(runtime_dir())
+            if state is None or state.tcp is None:
+                raise ConnectionError(f"no daemon listening on TCP is recorded in {runtime_dir()}")
+            state_host, _, state_port = state.tcp.rpartition(":")
+            host = host or state_host.strip("[]")
+            port = port or int(state_port)
+            auth_token = auth_token or state.authToken
+        reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
+        return cls(reader, writer, trace=trace, auth_token=auth_token)
+
+    @classmethod
+    async def attach(cls, env: Mapping[str, str] | None = None, trace: Trace | None = None) -> BridgeClient:
+        """Attach to this user's daemon, starting one (detached, exiting when idle) if none runs:
+        what `circle-bridge connect` does, without the forwarding process. ``env`` (added to this
+        process's environment) configures the identity; a daemon serving another identity is
+        refused with ConnectionError, never silently used."""
+        from ._config import load_settings
+        from ._connect import ConnectError, attach_or_start, daemon_argv, identity_of
+        from ._runtime_dir import LOG_FILE, runtime_dir
+
+        environment = {**os.environ, **(env or {})}
+        settings = load_settings(env=environment)
+        directory = runtime_dir(environment)
+        log_file = settings.log_file or str(directory / LOG_FILE)
+        try:
+            state = await asyncio.to_thread(
+                attach_or_start, directory, identity_of(settings), daemon_argv({}, log_file), log_file, environment
+            )
+        except ConnectError as exc:
+            raise ConnectionError(str(exc)) from None
+        return await cls.connect_socket(state.socket, trace)
 
     async def __aenter__(self) -> BridgeClient:
         return self
@@ -154,9 +221,10 @@ class BridgeClient:
 
     # -- the protocol -----------------------------------------------------------------------
     async def initialize(self, client_name: str = "circle-bridge-python") -> dict[str, Any]:
-        result: dict[str, Any] = await self.request(
-            "initialize", {"processId": os.getpid(), "clientInfo": {"name": client_name}}
-        )
+        params: dict[str, Any] = {"processId": os.getpid(), "clientInfo": {"name": client_name}}
+        if self._auth_token is not None:
+            params["initializationOptions"] = {"authToken": self._auth_token}
+        result: dict[str, Any] = await self.request("initialize", params)
         self.notify("initialized", {})
         return result
 
@@ -181,7 +249,8 @@ class BridgeClient:
         return result
 
     async def close(self, wait_seconds: float = 10.0) -> int | None:
-        """`shutdown`, `exit`, and wait for the process; returns its exit code."""
+        """`shutdown`, `exit`, and wait for the process; returns its exit code (None when attached
+        to a daemon, which goes on serving the others)."""
         with contextlib.suppress(ConnectionError, BridgeRPCError):
             if not self._writer.is_closing():
                 await asyncio.wait_for(self.request("shutdown"), wait_seconds)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 
+import pytest
+
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
-from tests.bridge_harness import bridge_env, error_of, run, start_bridge, with_bridge
+from tests.bridge_harness import TRANSPORTS, Transport, bridge_env, error_of, run, start_bridge, with_bridge
 
 
-def test_first_app_flow(shared_emulator: Emulator) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_first_app_flow(shared_emulator: Emulator, transport: Transport) -> None:
     async def body(bridge: BridgeClient) -> None:
         assert await bridge.is_service_running() is True
         auth = await bridge.circle_initialize()
@@ -23,7 +26,7 @@ def test_first_app_flow(shared_emulator: Emulator) -> None:
             topics = await bridge.enum_topics(circle["circleId"])
             assert all(isinstance(t["topicId"], str) for t in topics)
 
-    run(with_bridge(bridge_env(shared_emulator), body))
+    run(with_bridge(bridge_env(shared_emulator), body, transport))
 
 
 def test_every_upstream_field_reaches_the_client_camelcased(shared_emulator: Emulator) -> None:
@@ -44,7 +47,8 @@ def test_every_upstream_field_reaches_the_client_camelcased(shared_emulator: Emu
     run(with_bridge(bridge_env(shared_emulator), body))
 
 
-def test_circle_calls_initialize_the_session_on_demand(emulator: Emulator) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_circle_calls_initialize_the_session_on_demand(emulator: Emulator, transport: Transport) -> None:
     async def body(bridge: BridgeClient) -> None:
         assert emulator.stats["tokenRequests"] == 0
         assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
@@ -55,7 +59,7 @@ def test_circle_calls_initialize_the_session_on_demand(emulator: Emulator) -> No
         assert emulator.stats["tokenRequests"] == 1
         assert emulator.stats["authorize"] == 1
 
-    run(with_bridge(bridge_env(emulator), body))
+    run(with_bridge(bridge_env(emulator), body, transport))
 
 
 def test_lifecycle_gate_and_exit_codes(shared_emulator: Emulator) -> None:

@@ -1,0 +1,53 @@
+// Command daemonclients runs N Go clients at once, each through `circle-bridge connect` (the
+// bridge command is argv[1]), and prints one line per client: "ok <circles>" or "error <text>".
+// tests/e2e/test_daemon.py uses it to show that Go apps share the daemon's session.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	circlebridge "github.com/circle-bridge/circle-bridge/clients/go"
+)
+
+func main() {
+	bridge := os.Args[1]
+	n, err := strconv.Atoi(os.Args[2])
+	if err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	results := make([]string, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := circlebridge.Spawn(ctx, circlebridge.Options{Command: bridge, Args: []string{"connect"}})
+			if err != nil {
+				results[i] = "error " + err.Error()
+				return
+			}
+			circles, err := c.Circle.EnumCircles(ctx)
+			if err != nil {
+				results[i] = "error " + err.Error()
+				_ = c.Close()
+				return
+			}
+			if err := c.Close(); err != nil {
+				results[i] = "error close: " + err.Error()
+				return
+			}
+			results[i] = fmt.Sprintf("ok %d", len(circles.Circles))
+		}(i)
+	}
+	wg.Wait()
+	for _, line := range results {
+		fmt.Println(line)
+	}
+}
