@@ -20,7 +20,7 @@ import enum
 import hmac
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -34,6 +34,10 @@ _LONGEST = max(len(n) for n in _HEADER_NAMES)
 ADMISSION_TIMEOUT_SECONDS = 10.0
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
+
+
+class ReplySink(Protocol):
+    def write(self, data: bytes) -> None: ...
 
 
 class Verdict(enum.Enum):
@@ -91,6 +95,7 @@ class Admission:
             if looks is None:
                 return Decision(Verdict.NEED_MORE)
             self._header_ok = True
+            data = bytes(self.received)  # the parser starts at the first byte
         if self._token is None:
             return Decision(Verdict.ADMIT)
         frames = self._parser.feed(data)
@@ -128,7 +133,7 @@ class Admission:
 
 async def admit(
     reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
+    writer: ReplySink,
     *,
     auth_token: str | None,
     max_frame_bytes: int,

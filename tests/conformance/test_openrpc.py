@@ -177,7 +177,7 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
     """One scenario per documented code; a code added to the catalogue without one fails here.
     -32603 (a bug by definition) is provoked in memory by tests/unit/test_boundary.py."""
     from circle_bridge._framing import encode_frame
-    from tests.bridge_harness import emulator_running, start_bridge, wait_until
+    from tests.bridge_harness import emulator_running, start_bridge, start_daemon, wait_until
 
     seen: dict[int, str] = {}
 
@@ -225,6 +225,13 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
             unconfigured = await start_bridge(bridge_env(emulator, CIRCLE_SECRET="", CIRCLE_APP_KEY=""))
             seen[await code_of(unconfigured.client, "circle/initialize", {})] = "no credentials"
             await unconfigured.client.close()
+
+            daemon = await start_daemon(bridge_env(emulator))
+            host, _, port = (daemon.state.tcp or "").rpartition(":")
+            tokenless = await BridgeClient.connect_tcp(host, int(port), auth_token="not-the-token")
+            seen[await code_of(tokenless, "initialize", {})] = "TCP without the daemon's token"
+            await tokenless.close()
+            await daemon.stop()
 
         run(scenario())
     documented = {e["code"] for e in SPEC["components"]["errors"].values()}
