@@ -57,6 +57,7 @@ nvim-test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.daemon
 
 codegen: $(STAMP)
 	$(BIN)/python -m tools.codegen
