@@ -138,7 +138,8 @@ def attach_or_start(
             deadline = time.monotonic() + START_TIMEOUT_SECONDS
             while time.monotonic() < deadline:
                 state = read_state(directory)
-                if state is not None and state.pid == pid and state.socket and socket_answers(state.socket):
+                # the control socket, not the JSON-RPC one: a probe there would count as a refused client
+                if state is not None and state.pid == pid and socket_answers(state.control):
                     return _usable(state, identity)
                 if not pid_alive(pid):
                     tail = _log_tail(Path(log_file) if log_file else directory / LOG_FILE)

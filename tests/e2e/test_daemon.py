@@ -614,3 +614,37 @@ def test_restarting_circleservice_costs_daemon_clients_no_failed_call(emulator: 
             await daemon.stop()
 
     run(scenario())
+
+
+def test_one_process_serves_stdio_socket_and_tcp_at_once(emulator: Emulator) -> None:
+    """`serve --stdio --socket --tcp 0`: the app that spawned it and two attached clients share
+    one session; when the stdio side ends, the process drains the others and removes its files."""
+    directory = private_runtime_dir()
+    env = {**bridge_env(emulator), "CIRCLE_BRIDGE_RUNTIME_DIR": str(directory)}
+
+    async def scenario() -> None:
+        command = [*CLI, "serve", "--stdio", "--socket", "--tcp", "0"]
+        owner = await BridgeClient.spawn(command, env=env)
+        await owner.initialize("owner")
+        state = read_state(directory)
+        assert state is not None
+        assert state.pid == (owner.process.pid if owner.process else None)
+        by_socket = await BridgeClient.connect_socket(state.socket)
+        assert state.tcp is not None
+        host, _, port = state.tcp.rpartition(":")
+        by_tcp = await BridgeClient.connect_tcp(host, int(port), state.authToken)
+        for client in (by_socket, by_tcp):
+            await client.initialize()
+        counts = await asyncio.gather(*(c.enum_circles() for c in (owner, by_socket, by_tcp)))
+        assert [len(c) for c in counts] == [len(SEED_CIRCLES)] * 3
+        assert emulator.stats["tokenRequests"] == 1
+        assert await by_tcp.close() is None  # an attached client's exit ends only its connection
+        assert len(await by_socket.enum_circles()) == len(SEED_CIRCLES)
+        assert await owner.close() == 0
+        with pytest.raises(ConnectionError):
+            await by_socket.enum_circles()
+        await by_socket.close()
+        assert read_state(directory) is None
+        shutil.rmtree(directory, ignore_errors=True)
+
+    run(scenario())
