@@ -147,12 +147,12 @@ class Daemon:
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
-            await self.shutdown()
             for waiting in waits:
                 if waiting is not stdio_task:
                     waiting.cancel()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await self.shutdown()
         if stdio_task is not None and stdio_task.done() and not stdio_task.cancelled():
             return stdio_task.result()
         return 0

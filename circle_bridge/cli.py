@@ -9,13 +9,20 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._config import SETTINGS, Settings, emulator_settings, load_settings
 from ._errors import BadConfiguration
 from ._redaction import RedactingFilter
 from ._version import __version__
+
+if TYPE_CHECKING:  # imported lazily at run time: `connect`, `status` and `stop` must start fast
+    from ._connection import Connection, FrameWriter
+    from ._runtime_dir import DaemonState
+    from ._session import Session
+
+    ConnectionMaker = Callable[[FrameWriter], Connection]
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -88,7 +95,7 @@ def _protect_stdout() -> int:
 
 
 async def _serve(args: argparse.Namespace, settings: Settings, protocol_fd: int | None) -> int:
-    from ._connection import Connection, FrameWriter, circle_methods
+    from ._connection import Connection, circle_methods
     from ._session import open_session
     from ._transports import serve_stdio
 
@@ -111,9 +118,9 @@ async def _serve(args: argparse.Namespace, settings: Settings, protocol_fd: int 
 async def _serve_daemon(
     args: argparse.Namespace,
     settings: Settings,
-    session: Any,
-    listener_connection: Any,
-    stdio_connection: Any,
+    session: Session,
+    listener_connection: ConnectionMaker,
+    stdio_connection: ConnectionMaker,
     protocol_fd: int | None,
 ) -> int:
     from pathlib import Path
@@ -167,7 +174,24 @@ async def _serve_daemon(
         sys.stdout.write(json.dumps(announcement) + "\n")
         sys.stdout.flush()
         return await daemon.run()
-    return await daemon.run(lambda: serve_stdio(stdio_connection, protocol_fd))
+    stdio_fd = protocol_fd
+    served: list[Connection] = []
+
+    def tracked_stdio_connection(writer: FrameWriter) -> Connection:
+        # counted with the others, so `status` shows it and a SIGTERM drains it too
+        connection = stdio_connection(writer)
+        daemon.clients.add(connection, "stdio")
+        served.append(connection)
+        return connection
+
+    async def stdio() -> int:
+        try:
+            return await serve_stdio(tracked_stdio_connection, stdio_fd)
+        finally:
+            for connection in served:
+                daemon.clients.remove(connection)
+
+    return await daemon.run(stdio)
 
 
 def _cmd_connect(args: argparse.Namespace) -> int:
@@ -184,7 +208,7 @@ def _cmd_connect(args: argparse.Namespace) -> int:
     return run_connect(directory, _identity(settings), daemon_argv(_cli_overrides(args), log_file), log_file)
 
 
-def _running_daemon() -> Any:
+def _running_daemon() -> DaemonState | None:
     from ._runtime_dir import live_state, runtime_dir
 
     return live_state(runtime_dir())

@@ -648,3 +648,23 @@ def test_one_process_serves_stdio_socket_and_tcp_at_once(emulator: Emulator) -> 
         shutil.rmtree(directory, ignore_errors=True)
 
     run(scenario())
+
+
+def test_python_client_finds_the_daemon_from_daemon_json(
+    shared_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        daemon = await start_daemon(bridge_env(shared_emulator))
+        monkeypatch.setenv("CIRCLE_BRIDGE_RUNTIME_DIR", str(daemon.runtime_dir))
+        try:
+            for client in (await BridgeClient.connect_socket(), await BridgeClient.connect_tcp()):
+                info = await client.initialize()
+                assert info["serverInfo"]["name"] == "circle-bridge"
+                assert len(await client.enum_circles()) == len(SEED_CIRCLES)
+                assert await client.close() is None
+        finally:
+            await daemon.stop()
+        with pytest.raises(ConnectionError, match="no daemon listening on TCP"):
+            await BridgeClient.connect_tcp()
+
+    run(scenario())
