@@ -6,10 +6,22 @@ import asyncio
 import os
 from typing import Any
 
+import pytest
+
 from circle_bridge._framing import encode_frame
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
-from tests.bridge_harness import bridge_env, emulator_running, error_of, run, start_bridge, wait_until, with_bridge
+from tests.bridge_harness import (
+    TRANSPORTS,
+    Transport,
+    bridge_env,
+    emulator_running,
+    error_of,
+    run,
+    start_bridge,
+    wait_until,
+    with_bridge,
+)
 
 
 async def still_works(bridge: BridgeClient) -> None:
@@ -20,7 +32,8 @@ async def next_unsolicited(bridge: BridgeClient) -> dict[str, Any]:
     return await asyncio.wait_for(bridge.unsolicited.get(), 10)
 
 
-def test_malformed_frames_and_envelopes(shared_emulator: Emulator) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_malformed_frames_and_envelopes(shared_emulator: Emulator, transport: Transport) -> None:
     async def body(bridge: BridgeClient) -> None:
         cases: list[tuple[bytes, int]] = [
             (encode_frame(b"{oops"), -32700),
@@ -45,7 +58,7 @@ def test_malformed_frames_and_envelopes(shared_emulator: Emulator) -> None:
         assert reply["error"]["code"] == -32600
 
     env = bridge_env(shared_emulator, CIRCLE_BRIDGE_MAX_FRAME_BYTES=str(1024 * 1024))
-    run(with_bridge(env, body))
+    run(with_bridge(env, body, transport))
 
 
 def test_frames_split_and_joined_arbitrarily(shared_emulator: Emulator) -> None:
@@ -71,7 +84,8 @@ def test_frames_split_and_joined_arbitrarily(shared_emulator: Emulator) -> None:
     run(with_bridge(bridge_env(shared_emulator), body))
 
 
-def test_method_and_params_errors(shared_emulator: Emulator) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_method_and_params_errors(shared_emulator: Emulator, transport: Transport) -> None:
     async def body(bridge: BridgeClient) -> None:
         unknown = await error_of(bridge.request("circle/nope", {}))
         assert unknown.code == -32601
@@ -90,7 +104,7 @@ def test_method_and_params_errors(shared_emulator: Emulator) -> None:
         assert "traceback" not in str(positional.data).lower()
         await still_works(bridge)
 
-    run(with_bridge(bridge_env(shared_emulator), body))
+    run(with_bridge(bridge_env(shared_emulator), body, transport))
 
 
 def test_unknown_circle_carries_upstream_message(shared_emulator: Emulator) -> None:
@@ -204,7 +218,8 @@ def test_requests_beyond_the_in_flight_cap_wait_instead_of_failing(emulator: Emu
     assert elapsed >= 1.9
 
 
-def test_cancel_request(emulator: Emulator) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_cancel_request(emulator: Emulator, transport: Transport) -> None:
     async def body(bridge: BridgeClient) -> None:
         await still_works(bridge)
         emulator.set_faults(serviceDelay=5.0)
@@ -218,7 +233,7 @@ def test_cancel_request(emulator: Emulator) -> None:
         emulator.set_faults(serviceDelay=0.0)
         await still_works(bridge)
 
-    run(with_bridge(bridge_env(emulator), body))
+    run(with_bridge(bridge_env(emulator), body, transport))
 
 
 def test_a_read_started_after_a_cancel_does_not_join_the_abandoned_call(emulator: Emulator) -> None:

@@ -7,10 +7,12 @@ import sys
 import time
 from urllib.parse import quote
 
+import pytest
+
 from circle_bridge._upstream import sign, string_to_sign
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import DEMO_CREDENTIALS, Emulator
-from tests.bridge_harness import bridge_env, run, start_bridge
+from tests.bridge_harness import TRANSPORTS, Transport, bridge_env, run, start_bridge
 
 
 def forbidden_strings(started: float, ended: float) -> list[str]:
@@ -25,15 +27,19 @@ def forbidden_strings(started: float, ended: float) -> list[str]:
     return out
 
 
-def test_debug_session_leaks_nothing(emulator: Emulator) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_debug_session_leaks_nothing(emulator: Emulator, transport: Transport) -> None:
     received: list[str] = []
+    daemon_token: list[str] = []
 
     def record(direction: str, message: dict[str, object]) -> None:
         received.append(repr(message))
 
     async def scenario() -> str:
         env = bridge_env(emulator, CIRCLE_BRIDGE_LOG_LEVEL="DEBUG")
-        bridge = await start_bridge(env)
+        bridge = await start_bridge(env, transport=transport)
+        if bridge.daemon is not None:
+            daemon_token.append(bridge.daemon.state.authToken)
         client: BridgeClient = bridge.client
         client._trace = record
         await client.circle_initialize()
@@ -58,7 +64,9 @@ def test_debug_session_leaks_nothing(emulator: Emulator) -> None:
             received.append(str(exc))
         emulator.set_faults(serviceDown=False)
         await client.close()
-        return bridge.stderr
+        stderr = bridge.stderr
+        await bridge.close()
+        return stderr
 
     started = time.time()
     stderr = run(scenario())
@@ -69,6 +77,8 @@ def test_debug_session_leaks_nothing(emulator: Emulator) -> None:
     for name, text in haystacks.items():
         for needle in forbidden_strings(started, ended):
             assert needle not in text, f"{needle[:6]}… leaked into {name}"
+    for token in daemon_token:  # a daemon's TCP token stays in daemon.json
+        assert token not in stderr
 
 
 def test_wrong_secret_error_path_leaks_nothing(emulator: Emulator) -> None:

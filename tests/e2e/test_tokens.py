@@ -8,7 +8,7 @@ import pytest
 
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
-from tests.bridge_harness import bridge_env, emulator_running, run, wait_until, with_bridge
+from tests.bridge_harness import TRANSPORTS, Transport, bridge_env, emulator_running, run, wait_until, with_bridge
 
 
 def test_token_expiring_mid_session_is_refreshed_unnoticed() -> None:
@@ -37,7 +37,8 @@ def test_token_expiring_mid_session_is_refreshed_unnoticed() -> None:
         assert emulator.stats["tokenRequests"] - emulator.stats["authorize"] in (0, 1)
 
 
-def test_service_401_gets_new_token_authorize_and_one_retry(emulator: Emulator) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_service_401_gets_new_token_authorize_and_one_retry(emulator: Emulator, transport: Transport) -> None:
     async def body(bridge: BridgeClient) -> None:
         assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
         assert emulator.stats["tokenRequests"] == 1
@@ -47,10 +48,11 @@ def test_service_401_gets_new_token_authorize_and_one_retry(emulator: Emulator) 
         assert emulator.stats["tokenRequests"] == 2
         assert emulator.stats["authorize"] == 2
 
-    run(with_bridge(bridge_env(emulator), body))
+    run(with_bridge(bridge_env(emulator), body, transport))
 
 
-def test_concurrent_callers_share_one_token_request(emulator: Emulator) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_concurrent_callers_share_one_token_request(emulator: Emulator, transport: Transport) -> None:
     async def body(bridge: BridgeClient) -> None:
         emulator.set_faults(tokenDelay=0.3)  # all callers arrive while the first fetch is in flight
         calls = [bridge.circle_initialize() for _ in range(10)] + [bridge.enum_circles() for _ in range(10)]
@@ -59,10 +61,11 @@ def test_concurrent_callers_share_one_token_request(emulator: Emulator) -> None:
         assert emulator.stats["tokenRequests"] == 1
         assert emulator.stats["authorize"] == 1
 
-    run(with_bridge(bridge_env(emulator), body))
+    run(with_bridge(bridge_env(emulator), body, transport))
 
 
-def test_identical_concurrent_reads_are_coalesced(emulator: Emulator) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_identical_concurrent_reads_are_coalesced(emulator: Emulator, transport: Transport) -> None:
     async def body(bridge: BridgeClient) -> None:
         await bridge.circle_initialize()
         emulator.set_faults(serviceDelay=0.3)
@@ -73,7 +76,7 @@ def test_identical_concurrent_reads_are_coalesced(emulator: Emulator) -> None:
         await bridge.enum_circles()  # not concurrent: a fresh call, never a stale cached answer
         assert emulator.stats["enumCircles"] == before + 1
 
-    run(with_bridge(bridge_env(emulator), body))
+    run(with_bridge(bridge_env(emulator), body, transport))
 
 
 def test_plain_object_token_body_and_millisecond_nonces() -> None:
