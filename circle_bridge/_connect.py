@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._config import Settings
+from ._config import SETTINGS, Settings
 from ._framing import FrameParser
 from ._runtime_dir import (
     LOG_FILE,
@@ -86,8 +86,9 @@ def daemon_argv(flags: Mapping[str, Any], log_file: str) -> list[str]:
     """The command that starts a daemon for `connect`: socket only, exiting when idle, with the
     settings flags `connect` was given (the secret travels in the environment, never in argv)."""
     argv = [sys.executable, "-m", "circle_bridge", "serve", "--socket", "--exit-when-idle"]
+    secret = {setting.name for setting in SETTINGS if setting.secret}
     for name, value in flags.items():
-        if value is not None and name != "log_file":
+        if value is not None and name != "log_file" and name not in secret:
             argv += ["--" + name.replace("_", "-"), str(value)]
     return [*argv, "--log-file", log_file]
 
