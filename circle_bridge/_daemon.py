@@ -89,7 +89,8 @@ class Daemon:
             control = check_socket_path(opts.runtime_dir / CONTROL_FILE)
             remove_stale_socket(control)
             if opts.socket_path is not None:
-                ensure_private_dir(opts.socket_path.parent)
+                # a path the user chose: its directory is theirs to protect (it may be /tmp), so
+                # only the socket itself is made private (0600) and guarded by the peer-uid check
                 remove_stale_socket(check_socket_path(opts.socket_path))
         except RuntimeDirError as exc:
             raise DaemonError(str(exc)) from None

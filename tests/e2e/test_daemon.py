@@ -668,3 +668,28 @@ def test_python_client_finds_the_daemon_from_daemon_json(
             await BridgeClient.connect_tcp()
 
     run(scenario())
+
+
+def test_a_socket_path_of_your_choice_leaves_its_directory_alone(shared_emulator: Emulator) -> None:
+    """`serve --socket PATH`: the socket is 0600 and named in daemon.json; the directory holding
+    it (which may be /tmp) keeps its mode."""
+    chosen_dir = private_runtime_dir()
+    chosen_dir.chmod(0o755)
+    chosen = chosen_dir / "my.sock"
+
+    async def scenario() -> None:
+        daemon = await start_daemon(bridge_env(shared_emulator), ["--socket", str(chosen)])
+        try:
+            assert daemon.state.socket == str(chosen)
+            modes = await asyncio.to_thread(lambda: [os.stat(p).st_mode & 0o777 for p in (chosen_dir, chosen)])
+            assert modes == [0o755, 0o600]
+            client = await BridgeClient.spawn(CONNECT, env=daemon.env(bridge_env(shared_emulator)))
+            await client.initialize()
+            assert len(await client.enum_circles()) == len(SEED_CIRCLES)
+            assert await client.close() == 0
+        finally:
+            await daemon.stop()
+        assert not await asyncio.to_thread(chosen.exists)
+        shutil.rmtree(chosen_dir, ignore_errors=True)
+
+    run(scenario())
