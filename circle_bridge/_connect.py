@@ -210,17 +210,24 @@ def forward(sock: socket.socket, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
 
 
 def run_connect(directory: Path, identity: str, daemon_argv: Sequence[str], log_file: str | None) -> int:
-    try:
-        state = attach_or_start(directory, identity, daemon_argv, log_file)
-    except ConnectError as exc:
-        sys.stderr.write(f"circle-bridge connect: {exc}\n")
-        return 2
-    assert state.socket is not None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(state.socket)
-    except OSError as exc:
-        sys.stderr.write(f"circle-bridge connect: cannot reach the daemon at {state.socket}: {exc}\n")
-        return 2
-    with sock:
-        return forward(sock)
+    # Twice: a daemon found in the state file may be exiting (idle) just as we dial it; by then it
+    # has withdrawn its state file, so the second round starts a new one.
+    for attempt in range(2):
+        try:
+            state = attach_or_start(directory, identity, daemon_argv, log_file)
+        except ConnectError as exc:
+            sys.stderr.write(f"circle-bridge connect: {exc}\n")
+            return 2
+        assert state.socket is not None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(state.socket)
+        except OSError as exc:
+            sock.close()
+            if attempt == 0:
+                continue
+            sys.stderr.write(f"circle-bridge connect: cannot reach the daemon at {state.socket}: {exc}\n")
+            return 2
+        with sock:
+            return forward(sock)
+    return 2

@@ -107,7 +107,7 @@ class Daemon:
                 tcp = TcpListener(host, port, self.auth_token, new_connection, self.clients, self._max_frame_bytes)
                 self._listeners.append(await tcp.start())
         except OSError as exc:
-            await self._close_listeners()
+            self._close_listeners()
             raise DaemonError(f"cannot listen: {exc}") from None
         old = os.umask(0o177)
         try:
@@ -179,21 +179,24 @@ class Daemon:
                 return
 
     async def shutdown(self) -> None:
-        if self._control is not None:
-            self._control.close()
-        await self._close_listeners()
-        await self.clients.drain(DRAIN_SECONDS)
-        for listener in self._listeners:
-            await listener.wait_connections_ended(DRAIN_SECONDS)
+        """Drain. First, without yielding to the loop, withdraw: the state file, the control
+        socket and the listeners go, so no new client finds or reaches this daemon and a new
+        `connect` can start the next one on the same paths at once. Then answer what is in flight."""
         if self.state is not None:
             remove_state(self._options.runtime_dir, self.state.pid)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.state.control)
             self.state = None
-
-    async def _close_listeners(self) -> None:
+        if self._control is not None:
+            self._control.close()
+        self._close_listeners()
+        await self.clients.drain(DRAIN_SECONDS)
         for listener in self._listeners:
-            await listener.close()
+            await listener.wait_connections_ended(DRAIN_SECONDS)
+
+    def _close_listeners(self) -> None:
+        for listener in self._listeners:
+            listener.close()
 
     # -- control: `circle-bridge status` and `stop` -------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -215,7 +218,6 @@ class Daemon:
                 "coalesced": self._session.counters.coalesced,
                 "tokenRequests": self._session.counters.token_requests,
             },
-            "stopping": self._stop.is_set(),
         }
 
     async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -113,6 +113,7 @@ class Listener:
         self._max_frame_bytes = max_frame_bytes
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
         self.address = ""
 
     def _admit_peer(self, writer: asyncio.StreamWriter) -> bool:
@@ -142,6 +143,8 @@ class Listener:
                 self._clients.refuse(self.kind)
                 await _lingering_close(reader, writer)
                 return
+            if self._closing:  # admitted while the daemon began to stop: it takes no new client
+                return
             connection = self._new_connection(writer)
             self._clients.add(connection, self.kind)
             try:
@@ -159,8 +162,10 @@ class Listener:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def close(self) -> None:
-        """Stop accepting; connections already served go on until drained."""
+    def close(self) -> None:
+        """Stop accepting (at once, without yielding to the loop); connections already served go
+        on until drained."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
 
@@ -212,8 +217,8 @@ class UnixListener(Listener):
         log.info("listening on %s", self.path)
         return self
 
-    async def close(self) -> None:
-        await super().close()
+    def close(self) -> None:
+        super().close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 

@@ -72,7 +72,7 @@ def test_a_peer_of_another_uid_is_closed_without_reaching_a_connection() -> None
         assert clients.refused == {"socket": 1}
         assert FakeConnection.made == []
         writer.close()
-        await listener.close()
+        listener.close()
         assert not await asyncio.to_thread(path.exists)
 
     in_short_dir(body)
@@ -100,7 +100,7 @@ def test_admitted_bytes_are_replayed_and_clients_are_counted_and_drained() -> No
         while clients.counts() != {"socket": 2}:
             clients.changed.clear()
             await clients.changed.wait()
-        await listener.close()
+        listener.close()
         await clients.drain(within=5)
         assert clients.active == {}
         assert [c.finished.is_set() for c in FakeConnection.made] == [False, True, True]
@@ -122,7 +122,7 @@ def test_junk_first_bytes_on_the_socket_are_refused() -> None:
         assert clients.refused == {"socket": 1}
         assert FakeConnection.made == []
         writer.close()
-        await listener.close()
+        listener.close()
 
     in_short_dir(body)
 
@@ -133,7 +133,7 @@ def test_tcp_port_zero_reports_the_port_it_picked() -> None:
         host, _, port = listener.address.rpartition(":")
         assert host == "127.0.0.1"
         assert int(port) > 0
-        await listener.close()
+        listener.close()
 
     asyncio.run(asyncio.wait_for(body(), 20))
 
