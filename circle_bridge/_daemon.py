@@ -212,6 +212,7 @@ class Daemon:
             "accepted": dict(self.clients.accepted),
             "refused": dict(self.clients.refused),
             "idleExit": self._options.idle_exit,
+            "log": self._options.log_file,
             "session": {**self._session.state(), "serviceUrl": self._session.service_url},
             "upstream": {
                 "calls": self._session.counters.service_calls,

@@ -257,6 +257,7 @@ def _format_status(status: dict[str, Any]) -> str:
         f"  session   {session_line}; service {session['serviceUrl']}",
         f"  upstream  {upstream['calls']} calls, {upstream['coalesced']} coalesced, "
         f"{upstream['tokenRequests']} token requests",
+        f"  log       {status['log'] or 'stderr of the process that started it'}",
     ]
     return "\n".join(lines)
 

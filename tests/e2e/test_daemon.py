@@ -370,7 +370,7 @@ def test_status_shows_endpoints_clients_session_and_counters_without_secrets(emu
             clients = [await BridgeClient.connect_socket(state.socket) for _ in range(4)]
             for client in clients:
                 await client.initialize()
-            emulator.set_faults(serviceDelay=0.3)
+            emulator.set_faults(serviceDelay=2.0)  # long enough for all four to join the first, even on a busy box
             await asyncio.gather(*(client.enum_circles() for client in clients))
             emulator.set_faults(serviceDelay=0.0)
             status = json.loads(_cli(["status", "--json"], daemon.env({})).stdout)
