@@ -198,6 +198,8 @@ class BridgeClient:
 
     async def request_raw(self, method: str, params: Any = None, *, msg_id: int | str | None = None) -> dict[str, Any]:
         """Send a request and return the whole reply object."""
+        if self._read_task.done():  # nothing could ever answer: fail now instead of waiting forever
+            raise ConnectionError("the bridge closed the connection")
         if msg_id is None:
             msg_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -251,13 +253,15 @@ class BridgeClient:
     async def close(self, wait_seconds: float = 10.0) -> int | None:
         """`shutdown`, `exit`, and wait for the process; returns its exit code (None when attached
         to a daemon, which goes on serving the others)."""
-        with contextlib.suppress(ConnectionError, BridgeRPCError):
+        with contextlib.suppress(ConnectionError, BridgeRPCError, TimeoutError):
             if not self._writer.is_closing():
                 await asyncio.wait_for(self.request("shutdown"), wait_seconds)
                 self.notify("exit")
                 await self._writer.drain()
-        with contextlib.suppress(ConnectionError):
+        with contextlib.suppress(ConnectionError, TimeoutError):
             self._writer.close()
+            if self.process is None:  # a socket: let its transport close before the loop does
+                await asyncio.wait_for(self._writer.wait_closed(), wait_seconds)
         code: int | None = None
         if self.process is not None:
             try:
