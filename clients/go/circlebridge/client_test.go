@@ -434,10 +434,10 @@ func TestDial(t *testing.T) {
 func TestListProgram(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command in PATH to build examples/list")
+		t.Fatalf("no go command in PATH to build examples/list: %v", err)
 	}
 	exe := filepath.Join(t.TempDir(), "list")
-	build := exec.Command(goBin, "build", "-o", exe, "./examples/list")
+	build := exec.Command(goBin, "build", "-o", exe, "../examples/list")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./examples/list: %v\n%s", err, out)
 	}
