@@ -149,6 +149,40 @@ describe("spawn() against the emulator", () => {
   });
 });
 
+describe("disposal", () => {
+  let emulator: Emulator;
+
+  before(async () => {
+    emulator = await startEmulator();
+  });
+
+  after(async () => {
+    await emulator?.stop();
+  });
+
+  it("dispose() starts close() at once: the bridge shuts down cleanly, later calls reject", async () => {
+    const client = await spawn({ command: BRIDGE_BIN, env: emulator.env });
+    const result = client.dispose();
+    assert.equal(result, undefined, "dispose() is synchronous, as VS Code's Disposable is");
+    assert.equal(await within(client.closed, CALL_TIMEOUT_MS, "the bridge to exit"), 0);
+    assert.equal(await client.close(), 0, "close() after dispose() returns the same outcome");
+    const error = await rejection(client.circle.isServiceRunning());
+    assert.equal(error.name, "ConnectionClosed");
+  });
+
+  it("await using closes the bridge when the block is left", async () => {
+    let escaped: CircleBridgeClient | undefined;
+    {
+      await using client = await spawn({ command: BRIDGE_BIN, env: emulator.env });
+      escaped = client;
+      const { running } = await within(client.circle.isServiceRunning(), CALL_TIMEOUT_MS, "isServiceRunning");
+      assert.equal(running, true);
+    }
+    // [Symbol.asyncDispose] awaited close(), so the exit code is already known.
+    assert.equal(await Promise.race([escaped.closed, Promise.resolve("still running")]), 0);
+  });
+});
+
 describe("spawn() failures", () => {
   it("rejects with ConnectionClosed when the command does not exist", async () => {
     const error = await rejection(spawn({ command: "/nonexistent/circle-bridge" }));
