@@ -9,6 +9,11 @@ its params and result types. It reads only the JSON document (`info`, `methods`,
 Schema mapping: a schema that does not set `additionalProperties: false` gets an index
 signature (`[key: string]: unknown`), so fields the server passes on from CircleService stay
 visible to the type checker instead of being declared away.
+
+Each `ns/name` namespace also gets a `<Ns>Methods` interface (`CircleMethods`), one typed wrapper
+per method, which the client implements from the generated method lists. Markers: a method with
+`x-experimental` gets `@experimental` in its JSDoc (wrapper and `Requests` entry); a property with
+`x-observed` gets a note that it is undocumented upstream.
 """
 
 from __future__ import annotations
