@@ -123,14 +123,13 @@ describe("spawn() against the emulator", () => {
     await emulator.setFaults({ serviceDelay: 5 });
     try {
       const source = new CancellationTokenSource();
-      const started = Date.now();
       const call = client.circle.enumCircles(source.token);
       source.cancel();
+      // -32800 comes only from the cancellation: had the call run out the 5 s delay, it would
+      // have resolved with the circles.
       const error = await rejection(call);
       assert.equal(error.code, -32800);
       assert.equal(error.name, "RequestCancelled");
-      // The answer came from the cancellation, not from the 5 s upstream delay running out.
-      assert.ok(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
     } finally {
       await emulator.reset();
     }
