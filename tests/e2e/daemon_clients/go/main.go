@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	circlebridge "github.com/circle-bridge/circle-bridge/clients/go"
+	"github.com/circle-bridge/circle-bridge/clients/go/circlebridge"
 )
 
 func main() {
@@ -36,10 +36,10 @@ func main() {
 			circles, err := c.Circle.EnumCircles(ctx)
 			if err != nil {
 				results[i] = "error " + err.Error()
-				_ = c.Close()
+				_ = c.Shutdown(ctx)
 				return
 			}
-			if err := c.Close(); err != nil {
+			if err := c.Shutdown(ctx); err != nil {
 				results[i] = "error close: " + err.Error()
 				return
 			}
