@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -23,15 +24,24 @@ async def _direct(desc: dict[str, str]) -> Callable[[], Awaitable[None]]:
 
     from circle_bridge._upstream import parse_token_body, sign, string_to_sign
 
-    # ms, spread by pid: 16 apps start in the same millisecond, and a reused nonce is refused
-    nonce = str(int(time.time() * 1000) + os.getpid() % 1000)
-    sig = sign(desc["secret"], string_to_sign(desc["customerId"], desc["appKey"], desc["endUserId"], nonce))
-    query = (
-        f"customerId={quote(desc['customerId'], safe='')}&appKey={quote(desc['appKey'], safe='')}"
-        f"&endUserId={quote(desc['endUserId'], safe='')}&nonce={nonce}&signature={quote(sig, safe='')}"
-    )
+    # ms nonces; 16 apps start in the same millisecond and a reused nonce is refused, so each app
+    # starts at its own offset and moves on when refused (as the bridge does, see _upstream)
+    base = int(time.time() * 1000) + os.getpid() % 1000
     async with httpx.AsyncClient(trust_env=False, timeout=10) as cloud:
-        token = parse_token_body((await cloud.get(f"{desc['tokenUrl']}?{query}")).content)
+        for attempt in range(20):
+            nonce = str(base + (random.randrange(1, 30_000) if attempt else 0))
+            ids = (desc["customerId"], desc["appKey"], desc["endUserId"])
+            sig = sign(desc["secret"], string_to_sign(*ids, nonce))
+            query = (
+                f"customerId={quote(ids[0], safe='')}&appKey={quote(ids[1], safe='')}"
+                f"&endUserId={quote(ids[2], safe='')}&nonce={nonce}&signature={quote(sig, safe='')}"
+            )
+            reply = await cloud.get(f"{desc['tokenUrl']}?{query}")
+            if reply.status_code == 200:
+                token = parse_token_body(reply.content)
+                break
+        else:
+            raise SystemExit(f"no token: {reply.status_code}")
     headers = {"x-circle-appkey": desc["appKey"], "Content-Type": "application/json; charset=utf-8"}
     service = httpx.AsyncClient(base_url=desc["serviceUrl"], trust_env=False, timeout=30)
     (await service.post("/v1/authorize", json={"Token": token}, headers=headers)).raise_for_status()
