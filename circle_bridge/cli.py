@@ -411,7 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_cmd_serve)
 
     connect = sub.add_parser(
-        "connect", help="stdio <-> the shared daemon: attach to it, or start one (use as a client's command)"
+        "connect",
+        help="stdio <-> the shared daemon: attach to it, or start one (use as a client's command)",
+        description="Forward stdin/stdout to this user's circle-bridge daemon (its Unix socket, named in "
+        "daemon.json in $CIRCLE_BRIDGE_RUNTIME_DIR, else $XDG_RUNTIME_DIR/circle-bridge), starting one if "
+        "none runs; it exits after --idle-exit seconds without clients. A daemon serving another Circle "
+        "identity is refused, never used. Exit code: 0 after shutdown+exit or stdin EOF, 1 after exit "
+        "alone or if the daemon goes away, 2 if it cannot attach.",
+        epilog=_epilog(),
     )
     settings_flags(connect)
     connect.set_defaults(func=_cmd_connect)
