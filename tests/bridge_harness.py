@@ -68,11 +68,19 @@ class DaemonProcess:
         self.runtime_dir = runtime_dir
         self.process = process
         self.log_path = log_path
+        self.pids: set[int] = {process.pid} if process is not None else set()
+        _UNSTOPPED.add(self)
+
+    def _note_pid(self) -> None:
+        state = read_state(self.runtime_dir)
+        if state is not None:
+            self.pids.add(state.pid)
 
     @property
     def state(self) -> DaemonState:
         state = read_state(self.runtime_dir)
         assert state is not None, f"no daemon.json in {self.runtime_dir}"
+        self.pids.add(state.pid)
         return state
 
     @property
@@ -84,6 +92,7 @@ class DaemonProcess:
 
     async def stop(self) -> int | None:
         """SIGTERM (which drains), wait, clean up; the exit code if this test spawned it."""
+        _UNSTOPPED.discard(self)
         state = read_state(self.runtime_dir)
         pid = self.process.pid if self.process is not None else (state.pid if state else None)
         if pid is not None and pid_alive(pid):
@@ -96,6 +105,21 @@ class DaemonProcess:
             await wait_until(lambda: not pid_alive(pid), within=40)
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         return code
+
+
+_UNSTOPPED: set[DaemonProcess] = set()
+
+
+def reap_daemons() -> None:
+    """Kill every daemon a test started and did not stop (it failed half-way), and remove its
+    runtime dir: a test's failure must not leave processes behind for the next ones."""
+    while _UNSTOPPED:
+        daemon = _UNSTOPPED.pop()
+        daemon._note_pid()
+        for pid in daemon.pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(daemon.runtime_dir, ignore_errors=True)
 
 
 async def start_daemon(

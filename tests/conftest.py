@@ -19,3 +19,11 @@ def emulator() -> Iterator[Emulator]:
     """A private emulator: the test may switch faults on."""
     with Emulator(EmulatorConfig()) as emulator:
         yield emulator
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    yield
+    from tests.bridge_harness import reap_daemons
+
+    reap_daemons()

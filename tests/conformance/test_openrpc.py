@@ -231,11 +231,13 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
             await unconfigured.client.close()
 
             daemon = await start_daemon(bridge_env(emulator))
-            host, _, port = (daemon.state.tcp or "").rpartition(":")
-            tokenless = await BridgeClient.connect_tcp(host, int(port), auth_token="not-the-token")
-            seen[await code_of(tokenless, "initialize", {})] = "TCP without the daemon's token"
-            await tokenless.close()
-            await daemon.stop()
+            try:
+                host, _, port = (daemon.state.tcp or "").rpartition(":")
+                tokenless = await BridgeClient.connect_tcp(host, int(port), auth_token="not-the-token")
+                seen[await code_of(tokenless, "initialize", {})] = "TCP without the daemon's token"
+                await tokenless.close()
+            finally:
+                await daemon.stop()
 
         run(scenario())
     documented = {e["code"]: e for e in SPEC["components"]["errors"].values()}

@@ -285,8 +285,10 @@ def test_runtime_dir_state_file_and_socket_are_private(shared_emulator: Emulator
 
 
 def test_tcp_refuses_a_non_loopback_address_unless_allowed(shared_emulator: Emulator) -> None:
-    env = {**bridge_env(shared_emulator), "CIRCLE_BRIDGE_RUNTIME_DIR": str(private_runtime_dir())}
+    directory = private_runtime_dir()
+    env = {**bridge_env(shared_emulator), "CIRCLE_BRIDGE_RUNTIME_DIR": str(directory)}
     refused = _cli(["serve", "--tcp", "0.0.0.0:0"], env)
+    shutil.rmtree(directory)
     assert refused.returncode == 2
     assert "--allow-non-loopback" in refused.stderr
 
@@ -400,11 +402,14 @@ def test_status_shows_endpoints_clients_session_and_counters_without_secrets(emu
 
 
 def test_status_and_stop_without_a_daemon() -> None:
-    env = {"CIRCLE_BRIDGE_RUNTIME_DIR": str(private_runtime_dir())}
+    directory = private_runtime_dir()
+    env = {"CIRCLE_BRIDGE_RUNTIME_DIR": str(directory)}
     missing = _cli(["status", "--json"], env)
+    stopped = _cli(["stop"], env)
+    shutil.rmtree(directory)
     assert missing.returncode == 1
     assert json.loads(missing.stdout) == {"running": False}
-    assert _cli(["stop"], env).stdout.strip() == "no circle-bridge daemon is running"
+    assert stopped.stdout.strip() == "no circle-bridge daemon is running"
 
 
 def test_a_second_daemon_in_the_same_runtime_dir_is_refused(shared_emulator: Emulator) -> None:
