@@ -89,7 +89,9 @@ TOKEN_REQUEST_FAILED = ErrorSpec(
     "TokenRequestFailed",
     "Circle token request failed",
     "The Circle cloud token endpoint refused or failed the signed token request. "
-    "Check the credentials and the clock; `data.httpStatus` has the status.",
+    "Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint "
+    "rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false "
+    "and `data.likelyCause` names the setting to check.",
     True,
 )
 AUTHORIZATION_REJECTED = ErrorSpec(
@@ -165,6 +167,8 @@ class BridgeError(Exception):
         return f"{self.spec.message}: {self.detail}" if self.detail else self.spec.message
 
     def wire_data(self) -> dict[str, Any]:
+        """``retryable`` defaults to the catalogue's; an error that knows better (bad credentials
+        fail the same way every time, an HTTP 500 may pass) sets it in ``data``."""
         return {"retryable": self.spec.retryable, **self.data}
 
 

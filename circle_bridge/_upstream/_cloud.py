@@ -22,7 +22,6 @@ from ._signing import sign, string_to_sign
 
 log = logging.getLogger("circle_bridge.upstream")
 
-_NONCE_RETRIES = 2
 DEFAULT_TOKEN_LIFETIME = 600.0  # circle-api.md §2.6: both sample tokens live exactly 10 minutes
 NonceUnit = Literal["s", "ms"]
 
@@ -84,6 +83,67 @@ def token_lifetime(token: str, now: float | None = None) -> float:
         return DEFAULT_TOKEN_LIFETIME
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why the token endpoint said no, and whether trying again can help."""
+
+    status: int
+    message: str | None
+    retryable: bool
+    likely_cause: str | None = None
+    retry_with_new_nonce: bool = False
+
+    def error(self, token_url: str) -> TokenRequestFailed:
+        detail = f"HTTP {self.status}" + (f": {self.likely_cause}" if self.likely_cause else "")
+        return TokenRequestFailed(
+            detail,
+            httpStatus=self.status,
+            upstreamMessage=self.message,
+            likelyCause=self.likely_cause,
+            retryable=self.retryable,
+            tokenUrl=token_url,
+        )
+
+
+_BAD_SIGNATURE = (
+    "the token endpoint rejected the signature: CIRCLE_SECRET is wrong for this CIRCLE_CUSTOMER_ID and "
+    "CIRCLE_APP_KEY (or the endpoint signs differently: see CIRCLE_SIGN_QUESTION_MARK and "
+    "CIRCLE_TOKEN_QUERY_ENCODING)"
+)
+_BAD_IDENTITY = "the token endpoint does not know this CIRCLE_CUSTOMER_ID or CIRCLE_APP_KEY"
+_BAD_NONCE = "the token endpoint refused the nonce as stale: check this machine's clock, and CIRCLE_NONCE_UNIT"
+_BAD_CREDENTIALS = (
+    "the token endpoint rejected the credentials: check CIRCLE_CUSTOMER_ID, CIRCLE_APP_KEY and CIRCLE_SECRET, "
+    "and this machine's clock"
+)
+
+
+def classify_refusal(status: int, message: str | None) -> Refusal | None:
+    """None for a 200 (its body decides); otherwise what the refusal means.
+
+    Circle does not document its error replies (circle-api.md §2.7), so the upstream message is read
+    for the few words that tell a retry apart from a credential problem. Only a nonce the endpoint
+    calls reused is worth one retry; bad credentials never are, and an unknown 401 is treated as
+    bad credentials: retrying would only cost more token requests.
+    """
+    if status == 200:
+        return None
+    text = (message or "").lower()
+    if status in (401, 403):
+        if "nonce" in text and any(word in text for word in ("reuse", "used", "replay", "duplicate")):
+            return Refusal(status, message, retryable=True, retry_with_new_nonce=True)
+        if "nonce" in text:
+            return Refusal(status, message, retryable=False, likely_cause=_BAD_NONCE)
+        if "signature" in text:
+            return Refusal(status, message, retryable=False, likely_cause=_BAD_SIGNATURE)
+        if "appkey" in text or "app key" in text or "customer" in text:
+            return Refusal(status, message, retryable=False, likely_cause=_BAD_IDENTITY)
+        if status == 401:
+            return Refusal(status, message, retryable=False, likely_cause=_BAD_CREDENTIALS)
+        return Refusal(status, message, retryable=False, likely_cause="the token endpoint refused this identity")
+    return Refusal(status, message, retryable=status >= 500 or status in (408, 429))
+
+
 class TokenEndpoint:
     """Signs and sends token requests. Nonces never repeat for an identity, even within one
     clock tick, because the endpoint may reject a reused nonce."""
@@ -122,22 +182,17 @@ class TokenEndpoint:
     async def fetch(self, identity: Identity, secret: str) -> IssuedToken:
         started = time.monotonic()
         reply = await self._get(self.signed_url(identity, secret))
-        for _ in range(_NONCE_RETRIES):
-            if reply.status_code != 401:
-                break
-            # Another process (another app's bridge) may have used the same identity and nonce in the
-            # same clock tick, and the endpoint may reject a reused nonce. Retrying with a nonce a
-            # random step ahead (well inside the endpoint's freshness window) makes a second
-            # collision unlikely; bad credentials still fail, after the retries.
+        refusal = classify_refusal(reply.status_code, upstream_message(reply.content))
+        if refusal is not None and refusal.retry_with_new_nonce:
+            # The endpoint says this nonce was used already: another process (another app's bridge)
+            # signed for the same identity in the same clock tick. One retry with a nonce a random
+            # step ahead makes a second collision unlikely. Nothing else is retried: a bad
+            # signature or app key fails the same way every time.
             step = (secrets.randbelow(30) + 1) * (1000 if self._nonce_unit == "ms" else 1)
             reply = await self._get(self.signed_url(identity, secret, step))
-        if reply.status_code != 200:
-            raise TokenRequestFailed(
-                f"HTTP {reply.status_code}",
-                httpStatus=reply.status_code,
-                upstreamMessage=upstream_message(reply.content),
-                tokenUrl=self.url,
-            )
+            refusal = classify_refusal(reply.status_code, upstream_message(reply.content))
+        if refusal is not None:
+            raise refusal.error(self.url)
         token = parse_token_body(reply.content)
         REDACTOR.register(token)
         lifetime = token_lifetime(token)

@@ -63,7 +63,9 @@ const (
 	CodeServiceNotRunning int = -33001
 	// CodeTokenRequestFailed (-33002, "Circle token request failed"): The Circle cloud token endpoint
 	// refused or failed the signed token request. Check the credentials and the clock;
-	// `data.httpStatus` has the status.
+	// `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature,
+	// an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to
+	// check.
 	CodeTokenRequestFailed int = -33002
 	// CodeAuthorizationRejected (-33003, "CircleService rejected the authorization"): CircleService
 	// did not accept the token, even after one fresh token.

@@ -8,7 +8,7 @@ import pytest
 
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
-from tests.bridge_harness import bridge_env, emulator_running, run, wait_until, with_bridge
+from tests.bridge_harness import bridge_env, emulator_running, error_of, run, wait_until, with_bridge
 
 
 def test_token_expiring_mid_session_is_refreshed_unnoticed() -> None:
@@ -144,3 +144,26 @@ def test_refresh_runs_ahead_so_no_call_waits_for_the_token_endpoint() -> None:
         assert emulator.stats["tokenRequests"] == 2
         assert emulator.stats["unauthorized"] == 0
         assert slowest < 0.5  # no call sat through the 0.6 s token request
+
+
+def test_wrong_secret_fails_at_once_not_retryable_and_names_the_cause(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        err = await error_of(bridge.circle_initialize())
+        assert err.code == -33002
+        assert err.data["httpStatus"] == 401
+        assert err.data["retryable"] is False
+        assert "CIRCLE_SECRET" in err.data["likelyCause"]
+        assert emulator.stats["tokenRequests"] == 1  # no nonce-retry loop for bad credentials
+
+    run(with_bridge(bridge_env(emulator, CIRCLE_SECRET="not-the-secret"), body))
+
+
+def test_wrong_app_key_fails_at_once_and_names_it(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        err = await error_of(bridge.circle_initialize())
+        assert err.code == -33002
+        assert err.data["retryable"] is False
+        assert "CIRCLE_APP_KEY" in err.data["likelyCause"]
+        assert emulator.stats["tokenRequests"] == 1
+
+    run(with_bridge(bridge_env(emulator, CIRCLE_APP_KEY="appkey-nobody-knows"), body))

@@ -8,6 +8,7 @@ import pytest
 from circle_bridge._errors import UpstreamMalformed
 from circle_bridge._upstream import Identity, TokenEndpoint, parse_token_body, sign, string_to_sign, token_lifetime
 from circle_bridge._upstream._casing import camel_key, camelize
+from circle_bridge._upstream._cloud import classify_refusal
 
 SECRET = "  Xk9+q/Z3=secret-For-Tests==  "  # leading/trailing blanks: Circle's samples trim()
 MESSAGE = string_to_sign("CUST-0042", "app-key-xyz", "userman", "1700000000")
@@ -109,3 +110,38 @@ def test_camel_key(key: str, camel: str) -> None:
 def test_camelize_keeps_every_field_recursively() -> None:
     raw = {"CircleId": "c", "Owner": {"MemberId": 1, "Tags": [{"TagName": "x"}]}, "ExtraField": None}
     assert camelize(raw) == {"circleId": "c", "owner": {"memberId": 1, "tags": [{"tagName": "x"}]}, "extraField": None}
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "cause"),
+    [
+        (401, "Invalid signature", "CIRCLE_SECRET"),
+        (401, "Unknown customerId or appKey", "CIRCLE_APP_KEY"),
+        (401, "Stale nonce: it must be the current epoch time", "clock"),
+        (401, None, "CIRCLE_SECRET"),
+        (403, "refused", "refused"),
+    ],
+)
+def test_credential_refusals_are_not_retryable_and_name_the_cause(status: int, message: str | None, cause: str) -> None:
+    refusal = classify_refusal(status, message)
+    assert refusal is not None
+    assert refusal.retry_with_new_nonce is False
+    error = refusal.error("http://127.0.0.1:1/api/token")
+    assert error.wire_data()["retryable"] is False
+    assert cause in error.wire_data()["likelyCause"]
+    assert error.wire_data()["httpStatus"] == status
+
+
+def test_only_a_reused_nonce_is_retried_and_server_errors_stay_retryable() -> None:
+    reused = classify_refusal(401, "Nonce reused")
+    assert reused is not None
+    assert reused.retry_with_new_nonce is True
+    assert classify_refusal(200, None) is None
+    for status in (500, 502, 503, 429):
+        refusal = classify_refusal(status, "busy")
+        assert refusal is not None
+        assert refusal.retryable is True
+        assert refusal.retry_with_new_nonce is False
+    bad_request = classify_refusal(400, "expected exactly the query parameters")
+    assert bad_request is not None
+    assert bad_request.retryable is False

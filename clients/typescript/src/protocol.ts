@@ -22,7 +22,7 @@ export const ErrorCodes = {
   RequestCancelled: -32800,
   /** CircleService is not running: No connection to the local CircleService. Start it (or install it) and retry. Retryable. */
   ServiceNotRunning: -33001,
-  /** Circle token request failed: The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. Retryable. */
+  /** Circle token request failed: The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to check. Retryable. */
   TokenRequestFailed: -33002,
   /** CircleService rejected the authorization: CircleService did not accept the token, even after one fresh token. Retryable. */
   AuthorizationRejected: -33003,
@@ -100,7 +100,7 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
   TokenRequestFailed: {
     code: -33002,
     message: "Circle token request failed",
-    meaning: "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status.",
+    meaning: "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to check.",
     retryable: true,
   },
   AuthorizationRejected: {

@@ -123,7 +123,7 @@ M.errors = {
   TokenRequestFailed = {
     code = -33002,
     message = "Circle token request failed",
-    meaning = "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status.",
+    meaning = "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to check.",
     retryable = true,
   },
   AuthorizationRejected = {
