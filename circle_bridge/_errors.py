@@ -15,7 +15,8 @@ dispatch boundary in ``_dispatch.py``)::
     ├── CircleOperationFailed     -33004, upstream Status.Message in data.upstreamMessage
     ├── UpstreamMalformed         -33005
     ├── UpstreamTimeout           -33006
-    └── BadConfiguration          -33007, data.missing lists the settings to set
+    ├── BadConfiguration          -33007, data.missing lists the settings to set
+    └── TokenNeeded               -33020, CIRCLE_TOKEN_SOURCE=client and no valid token yet
 """
 
 from __future__ import annotations
@@ -130,6 +131,15 @@ BAD_CONFIGURATION = ErrorSpec(
     "A required setting is missing or invalid; `data.missing` names the settings.",
     False,
 )
+TOKEN_NEEDED = ErrorSpec(
+    -33020,
+    "TokenNeeded",
+    "A token is needed from the client",
+    "With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and "
+    "send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` "
+    "notification; calls fail with this code until a token arrives.",
+    True,
+)
 CATALOGUE: tuple[ErrorSpec, ...] = (
     PARSE_ERROR,
     INVALID_REQUEST,
@@ -145,6 +155,7 @@ CATALOGUE: tuple[ErrorSpec, ...] = (
     UPSTREAM_MALFORMED,
     UPSTREAM_TIMEOUT,
     BAD_CONFIGURATION,
+    TOKEN_NEEDED,
 )
 
 
@@ -202,3 +213,7 @@ class UpstreamTimeout(BridgeError):
 
 class BadConfiguration(BridgeError):
     spec = BAD_CONFIGURATION
+
+
+class TokenNeeded(BridgeError):
+    spec = TOKEN_NEEDED

@@ -5,11 +5,15 @@ from ._cloud import (
     Identity,
     IssuedToken,
     NonceUnit,
+    SignedTokenSource,
     TokenEndpoint,
+    TokenSource,
+    check_bearer,
     parse_token_body,
     token_lifetime,
+    token_subject,
 )
-from ._service import ServiceClient, Unauthorized
+from ._service import ServiceClient, ServiceProbe, Unauthorized, tls_problem
 from ._signing import sign, string_to_sign
 
 __all__ = [
@@ -18,10 +22,16 @@ __all__ = [
     "IssuedToken",
     "NonceUnit",
     "ServiceClient",
+    "ServiceProbe",
+    "SignedTokenSource",
     "TokenEndpoint",
+    "TokenSource",
     "Unauthorized",
+    "check_bearer",
     "parse_token_body",
     "sign",
     "string_to_sign",
+    "tls_problem",
     "token_lifetime",
+    "token_subject",
 ]

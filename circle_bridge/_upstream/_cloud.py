@@ -6,11 +6,12 @@ import base64
 import binascii
 import json
 import logging
+import re
 import secrets
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -39,11 +40,39 @@ class Identity:
 class IssuedToken:
     value: str = field(repr=False)
     lifetime: float
-    obtained_at: float  # time.monotonic() when it arrived
+    obtained_at: float  # the session clock (time.monotonic()) when it was requested
 
     @property
     def expires_at(self) -> float:
         return self.obtained_at + self.lifetime
+
+
+class TokenSource(Protocol):
+    """Where tokens come from: signed here with the Secret, or obtained from the developer's backend
+    (a command, a URL) or from the client itself. ``fetch`` returns the raw token."""
+
+    name: str
+    """``secret``, ``command``, ``url`` or ``client``; shown by ``doctor`` and ``status``."""
+    issues_fresh: bool
+    """True when every fetch makes a new token (its lifetime is ``exp - iat``); False when the token
+    may have been issued earlier (a backend cache): then the lifetime also counts from now."""
+
+    async def fetch(self) -> str: ...
+    async def aclose(self) -> None: ...
+
+
+_BEARER = re.compile(r"[!-~]+")  # printable ASCII, no blanks: what an Authorization header can carry
+
+
+def check_bearer(token: str, origin: str) -> str:
+    """``token`` if it can travel in an ``Authorization: Bearer`` header, else UpstreamMalformed.
+    A CRLF or a non-ASCII character would otherwise fail deep in the HTTP client, as "not running"
+    or a bug."""
+    if not _BEARER.fullmatch(token):
+        raise UpstreamMalformed(
+            f"the token from {origin} holds blanks, control or non-ASCII characters", upstream=origin
+        )
+    return token
 
 
 def parse_token_body(body: bytes) -> str:
@@ -63,12 +92,13 @@ def parse_token_body(body: bytes) -> str:
     return token
 
 
-def token_lifetime(token: str, now: float | None = None) -> float:
+def token_lifetime(token: str, now: float | None = None, *, fresh: bool = True) -> float:
     """Seconds the JWT is surely still valid for, counted from when it was requested.
 
-    From its own claims, ``exp - iat``, which is immune to clock skew between us and the cloud.
-    JWT times are whole seconds and ``iat`` is truncated, so the token may really have been issued
-    up to a second after ``iat`` says: one second is taken off. Without ``iat``: ``exp - now``.
+    A fresh token: from its own claims, ``exp - iat``, which is immune to clock skew between us and
+    the cloud. JWT times are whole seconds and ``iat`` is truncated, so the token may really have
+    been issued up to a second after ``iat`` says: one second is taken off. A token that may be
+    older (``fresh=False``: a backend may cache tokens) or has no ``iat``: ``exp - now`` as well.
     Unreadable: the documented 10 minutes.
     """
     try:
@@ -76,11 +106,24 @@ def token_lifetime(token: str, now: float | None = None) -> float:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         exp = float(claims["exp"])
         iat = claims.get("iat")
+        by_clock = exp - (time.time() if now is None else now)
         if isinstance(iat, int | float) and not isinstance(iat, bool):
-            return max(0.0, exp - float(iat) - (1.0 if isinstance(iat, int) else 0.0))
-        return max(0.0, exp - (time.time() if now is None else now))
-    except (IndexError, KeyError, TypeError, ValueError, binascii.Error, UnicodeDecodeError):
+            by_claims = exp - float(iat) - (1.0 if isinstance(iat, int) else 0.0)
+            return max(0.0, by_claims if fresh else min(by_claims, by_clock - 1.0))
+        return max(0.0, by_clock)
+    except (IndexError, KeyError, TypeError, ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         return DEFAULT_TOKEN_LIFETIME
+
+
+def token_subject(token: str) -> str | None:
+    """The end user a Circle token is for: its ``primarysid`` claim (circle-api.md §2.6), if readable."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        subject = claims.get("primarysid") if isinstance(claims, dict) else None
+    except (IndexError, ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return None
+    return subject if isinstance(subject, str) and subject else None
 
 
 @dataclass(frozen=True)
@@ -168,7 +211,7 @@ class TokenEndpoint:
     def signed_url(self, identity: Identity, secret: str, jump: int = 0) -> str:
         nonce = str(self._next_nonce(identity, jump))
         signature = sign(secret, string_to_sign(identity.customer_id, identity.app_key, identity.end_user_id, nonce))
-        REDACTOR.register(signature)
+        REDACTOR.register_transient(signature)
 
         def q(value: str) -> str:
             return quote(value, safe="")
@@ -179,8 +222,9 @@ class TokenEndpoint:
             f"&endUserId={q(identity.end_user_id)}&nonce={nonce}&signature={q(signature)}"
         )
 
-    async def fetch(self, identity: Identity, secret: str) -> IssuedToken:
-        started = time.monotonic()
+    async def fetch(self, identity: Identity, secret: str) -> str:
+        """A new token for ``identity``, signed with ``secret``. Raises TokenRequestFailed,
+        UpstreamMalformed or UpstreamTimeout."""
         reply = await self._get(self.signed_url(identity, secret))
         refusal = classify_refusal(reply.status_code, upstream_message(reply.content))
         if refusal is not None and refusal.retry_with_new_nonce:
@@ -193,11 +237,10 @@ class TokenEndpoint:
             refusal = classify_refusal(reply.status_code, upstream_message(reply.content))
         if refusal is not None:
             raise refusal.error(self.url)
-        token = parse_token_body(reply.content)
-        REDACTOR.register(token)
-        lifetime = token_lifetime(token)
-        log.info("token obtained for endUserId=%s, lifetime %.0fs", identity.end_user_id, lifetime)
-        return IssuedToken(token, lifetime, started)
+        token = check_bearer(parse_token_body(reply.content), "token")
+        REDACTOR.register_transient(token)
+        log.info("token obtained for endUserId=%s", identity.end_user_id)
+        return token
 
     async def _get(self, url: str) -> httpx.Response:
         try:
@@ -213,3 +256,21 @@ class TokenEndpoint:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+class SignedTokenSource:
+    """``CIRCLE_TOKEN_SOURCE=secret``: sign token requests here, with the developer's Secret."""
+
+    name = "secret"
+    issues_fresh = True
+
+    def __init__(self, endpoint: TokenEndpoint, identity: Identity, secret: str) -> None:
+        self._endpoint = endpoint
+        self._identity = identity
+        self._secret = secret
+
+    async def fetch(self) -> str:
+        return await self._endpoint.fetch(self._identity, self._secret)
+
+    async def aclose(self) -> None:
+        await self._endpoint.aclose()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 import ssl
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -27,13 +28,44 @@ from ._replies import upstream_message
 log = logging.getLogger("circle_bridge.upstream")
 
 
-def _tls_verification_failed(exc: BaseException) -> bool:
+def _tls_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
+
+
+_HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+
+
+def tls_problem(exc: BaseException, base_url: str) -> str | None:
+    """What went wrong verifying the service's certificate, in words a user can act on; None when
+    ``exc`` is not a certificate verification failure."""
+    error = _tls_verification_error(exc)
+    if error is None:
+        return None
+    reason = error.verify_message or error.reason or str(error)
+    if error.verify_code == _HOSTNAME_MISMATCH:
+        return (
+            f"the certificate of {base_url} is trusted but names another host ({reason}); use the host "
+            "name the certificate was made for in CIRCLE_SERVICE_URL (usually 127.0.0.1)"
+        )
+    return (
+        f"{base_url} presented a certificate this machine does not trust ({reason}); CircleService's "
+        "installer adds its certificate to the OS trust store: export it to a PEM file and set "
+        "CIRCLE_CA_FILE to it (see the README, 'TLS')"
+    )
+
+
+@dataclass(frozen=True)
+class ServiceProbe:
+    """The answer to ``GET /``. ``running`` is true for any HTTP answer and for a TLS handshake that
+    failed only because the certificate is not trusted here: the service is there (circle-api.md §7)."""
+
+    running: bool
+    tls_problem: str | None = None
 
 
 class Unauthorized(Exception):
@@ -96,13 +128,17 @@ class ServiceClient:
             "Content-Type": "application/json; charset=utf-8",
         }
 
-    async def is_running(self) -> bool:
-        """Any HTTP answer on ``GET /`` means running (circle-api.md §3.2)."""
+    async def probe(self) -> ServiceProbe:
+        """``GET /``: any HTTP answer means running (circle-api.md §3.2)."""
         try:
             await next(self._next).get("/")
-        except httpx.HTTPError:
-            return False
-        return True
+        except httpx.HTTPError as exc:
+            problem = tls_problem(exc, self.base_url)
+            return ServiceProbe(running=problem is not None, tls_problem=problem)
+        return ServiceProbe(running=True)
+
+    async def is_running(self) -> bool:
+        return (await self.probe()).running
 
     async def _post(self, path: str, body: dict[str, Any], token: str | None) -> httpx.Response:
         headers = self._base_headers if token is None else {**self._base_headers, "Authorization": f"Bearer {token}"}
@@ -113,12 +149,9 @@ class ServiceClient:
         except httpx.TimeoutException:
             raise UpstreamTimeout(f"CircleService did not answer {path} in time", upstream="service") from None
         except httpx.HTTPError as exc:
-            if _tls_verification_failed(exc):
-                raise BadConfiguration(
-                    f"{self.base_url} presented a certificate this bridge does not trust; "
-                    "set CIRCLE_CA_FILE to the CA that CircleService installed",
-                    invalid=["CIRCLE_CA_FILE"],
-                ) from None
+            problem = tls_problem(exc, self.base_url)
+            if problem is not None:
+                raise BadConfiguration(problem, invalid=["CIRCLE_CA_FILE", "CIRCLE_SERVICE_URL"]) from None
             raise ServiceNotRunning(
                 f"no connection to {self.base_url} ({type(exc).__name__})", serviceUrl=self.base_url
             ) from None

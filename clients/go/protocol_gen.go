@@ -82,6 +82,11 @@ const (
 	// CodeBadConfiguration (-33007, "circle-bridge is not configured"): A required setting is missing
 	// or invalid; `data.missing` names the settings.
 	CodeBadConfiguration int = -33007
+	// CodeTokenNeeded (-33020, "A token is needed from the client"): With `CIRCLE_TOKEN_SOURCE=client`
+	// the bridge has no valid token: get one from your backend and send `circle/initialize` with
+	// `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this
+	// code until a token arrives.
+	CodeTokenNeeded int = -33020
 )
 
 // codeNames maps each catalogue code to its stable name.
@@ -100,6 +105,7 @@ var codeNames = map[int]string{
 	-33005: "UpstreamMalformed",
 	-33006: "UpstreamTimeout",
 	-33007: "BadConfiguration",
+	-33020: "TokenNeeded",
 }
 
 // codeRetryable maps each catalogue code to its default retry hint.
@@ -118,6 +124,7 @@ var codeRetryable = map[int]bool{
 	-33005: true,
 	-33006: true,
 	-33007: false,
+	-33020: true,
 }
 
 // CancelParams is the protocol's CancelParams object.

@@ -34,6 +34,8 @@ export const ErrorCodes = {
   UpstreamTimeout: -33006,
   /** circle-bridge is not configured: A required setting is missing or invalid; `data.missing` names the settings. */
   BadConfiguration: -33007,
+  /** A token is needed from the client: With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this code until a token arrives. Retryable. */
+  TokenNeeded: -33020,
 } as const;
 
 /** A catalogue name, e.g. `CircleOperationFailed`. */
@@ -132,6 +134,12 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
     message: "circle-bridge is not configured",
     meaning: "A required setting is missing or invalid; `data.missing` names the settings.",
     retryable: false,
+  },
+  TokenNeeded: {
+    code: -33020,
+    message: "A token is needed from the client",
+    meaning: "With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this code until a token arrives.",
+    retryable: true,
   },
 };
 

@@ -50,6 +50,7 @@ M.error_codes = {
   UpstreamMalformed = -33005,
   UpstreamTimeout = -33006,
   BadConfiguration = -33007,
+  TokenNeeded = -33020,
 }
 
 --- Catalogue names by error code.
@@ -68,6 +69,7 @@ M.error_names = {
   [-33005] = "UpstreamMalformed",
   [-33006] = "UpstreamTimeout",
   [-33007] = "BadConfiguration",
+  [-33020] = "TokenNeeded",
 }
 
 --- The catalogue entry (message, meaning, retryable) by catalogue name.
@@ -155,6 +157,12 @@ M.errors = {
     message = "circle-bridge is not configured",
     meaning = "A required setting is missing or invalid; `data.missing` names the settings.",
     retryable = false,
+  },
+  TokenNeeded = {
+    code = -33020,
+    message = "A token is needed from the client",
+    meaning = "With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this code until a token arrives.",
+    retryable = true,
   },
 }
 
