@@ -21,6 +21,8 @@ from ._config import Settings
 from ._errors import AuthorizationRejected, BadConfiguration, ServiceNotRunning, TokenNeeded
 from ._redaction import REDACTOR
 from ._upstream import (
+    BackendTokenSource,
+    CommandTokenSource,
     Identity,
     IssuedToken,
     ServiceClient,
@@ -32,6 +34,7 @@ from ._upstream import (
     check_bearer,
     token_lifetime,
     token_subject,
+    trust_context,
 )
 
 log = logging.getLogger("circle_bridge.session")
@@ -415,24 +418,13 @@ class Session:
         await self._source.aclose()
 
 
-def _verify(settings: Settings) -> ssl.SSLContext | bool:
-    if not settings.ca_file:
-        return True
-    try:
-        return ssl.create_default_context(cafile=settings.ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise BadConfiguration(
-            f"cannot load CIRCLE_CA_FILE {settings.ca_file}: {exc}", invalid=["CIRCLE_CA_FILE"]
-        ) from None
-
-
-def open_session(settings: Settings) -> Session:
+def open_session(settings: Settings, *, clock: Clock = time.monotonic) -> Session:
     """The process-wide session. Missing credentials do not stop the server: calls that need them
     fail with BadConfiguration naming the missing settings, `circle/isServiceRunning` still works."""
     config_error: BadConfiguration | None = None
     try:
         customer_id, app_key, end_user_id, secret = settings.require_credentials()
-        verify = _verify(settings)
+        verify: ssl.SSLContext | bool = trust_context(settings.ca_file)
     except BadConfiguration as exc:
         config_error = exc
         customer_id = settings.customer_id or ""
@@ -441,6 +433,38 @@ def open_session(settings: Settings) -> Session:
         secret = settings.secret or ""
         verify = True
     identity = Identity(customer_id, app_key, end_user_id)
-    endpoint = TokenEndpoint(settings.token_url, timeout=settings.token_timeout, nonce_unit=settings.nonce_unit)
-    service = ServiceClient(settings.service_url, app_key, timeout=settings.service_timeout, verify=verify)
-    return Session(identity, SignedTokenSource(endpoint, identity, secret), service, config_error)
+    service = ServiceClient(
+        settings.service_url,
+        app_key,
+        timeout=settings.service_timeout,
+        verify=verify,
+        max_body=settings.max_upstream_bytes,
+    )
+    kind = settings.effective_token_source
+    if kind == "client":
+        return Session.for_client_tokens(identity, service, config_error, clock=clock)
+    source: TokenSource
+    if kind == "command" and settings.token_command:
+        source = CommandTokenSource(
+            settings.token_command, timeout=settings.token_timeout, max_output=settings.max_upstream_bytes
+        )
+    elif kind == "url" and settings.token_backend_url:
+        source = BackendTokenSource(
+            settings.token_backend_url,
+            header=settings.token_backend_header,
+            timeout=settings.token_timeout,
+            verify=verify,
+            max_body=settings.max_upstream_bytes,
+        )
+    else:
+        endpoint = TokenEndpoint(
+            settings.token_url,
+            timeout=settings.token_timeout,
+            nonce_unit=settings.nonce_unit,
+            verify=verify,
+            query_encoding=settings.token_query_encoding,
+            sign_question_mark=settings.sign_question_mark,
+            max_body=settings.max_upstream_bytes,
+        )
+        source = SignedTokenSource(endpoint, identity, secret)
+    return Session(identity, source, service, config_error, clock=clock)

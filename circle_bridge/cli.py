@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -16,12 +17,24 @@ from ._redaction import RedactingFilter
 from ._version import __version__
 
 
+def _open_log_file(path: str) -> logging.Handler:
+    """The log file, created 0600 (it may hold upstream messages and user ids); BadConfiguration
+    naming the setting when it cannot be written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # it may have existed with looser permissions
+        finally:
+            os.close(fd)
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise BadConfiguration(
+            f"cannot write CIRCLE_BRIDGE_LOG_FILE {path}: {exc.strerror}", invalid=["CIRCLE_BRIDGE_LOG_FILE"]
+        ) from None
+
+
 def _setup_logging(settings: Settings) -> None:
-    handler: logging.Handler
-    if settings.log_file:
-        handler = logging.FileHandler(settings.log_file, encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(sys.stderr)
+    handler = _open_log_file(settings.log_file) if settings.log_file else logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -57,7 +70,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
         emulator = Emulator().start()
         settings = load_settings({**_cli_overrides(args), **emulator_settings(emulator.describe())})
-    _setup_logging(settings)
+    try:
+        _setup_logging(settings)
+    except BadConfiguration as exc:
+        sys.stderr.write(f"circle-bridge: {exc.message}\n")
+        if emulator is not None:
+            emulator.stop()
+        return 2
     log = logging.getLogger("circle_bridge")
     log.info("circle-bridge %s serving stdio; service %s", __version__, settings.service_url)
     if settings.missing_credentials():
@@ -91,6 +110,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         print(f"configuration error: {exc.message}")
         return 2
     print(json.dumps(settings.masked(), indent=2))
+    # which source, never its contents (the command, URL and header stay masked above)
+    print(f"token source: {settings.effective_token_source}")
     missing = settings.missing_credentials()
     print("credentials: " + ("complete" if not missing else "missing " + ", ".join(missing)))
     return 0 if not missing else 1

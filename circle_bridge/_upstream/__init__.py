@@ -15,9 +15,13 @@ from ._cloud import (
 )
 from ._service import ServiceClient, ServiceProbe, Unauthorized, tls_problem
 from ._signing import sign, string_to_sign
+from ._sources import BackendTokenSource, CommandTokenSource
+from ._tls import trust_context
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
+    "BackendTokenSource",
+    "CommandTokenSource",
     "Identity",
     "IssuedToken",
     "NonceUnit",
@@ -34,4 +38,5 @@ __all__ = [
     "tls_problem",
     "token_lifetime",
     "token_subject",
+    "trust_context",
 ]

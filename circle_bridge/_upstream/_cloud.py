@@ -18,7 +18,7 @@ import httpx
 
 from .._errors import TokenRequestFailed, UpstreamMalformed, UpstreamTimeout
 from .._redaction import REDACTOR
-from ._replies import upstream_message
+from ._replies import DEFAULT_MAX_BODY, read_capped, upstream_message
 from ._signing import sign, string_to_sign
 
 log = logging.getLogger("circle_bridge.upstream")
@@ -75,21 +75,43 @@ def check_bearer(token: str, origin: str) -> str:
     return token
 
 
-def parse_token_body(body: bytes) -> str:
-    """Return the JWT from a token endpoint reply.
+def parse_token_body(body: bytes | bytearray, origin: str = "token", *, bare: bool = False) -> str:
+    """Return the JWT from a token reply.
 
     The documented body is a JSON *string* whose content is a JSON object (pretty-printed with
-    CRLF); a plain object is accepted too. Raises UpstreamMalformed for anything else.
+    CRLF); a plain ``{"Token": ...}`` object is accepted too, and with ``bare`` (a developer's
+    backend or command) the token itself as plain text or a JSON string. A 200 whose object has no
+    ``Token`` but an error message is a refusal (TokenRequestFailed, with ``upstreamMessage``);
+    anything else is UpstreamMalformed.
     """
+    text = bytes(body).strip()
     try:
-        outer = json.loads(body)
-        inner = json.loads(outer) if isinstance(outer, str) else outer
+        outer = json.loads(text)
+        inner = json.loads(outer) if isinstance(outer, str) and outer.lstrip().startswith(("{", '"')) else outer
+    except RecursionError:
+        raise UpstreamMalformed(f"the reply from {origin} is nested too deeply", upstream=origin) from None
     except (ValueError, UnicodeDecodeError):
-        raise UpstreamMalformed("token endpoint reply is not JSON", upstream="token") from None
-    token = inner.get("Token") if isinstance(inner, dict) else None
-    if not isinstance(token, str) or not token:
-        raise UpstreamMalformed("token endpoint reply has no Token", upstream="token")
-    return token
+        if bare and text and b"\n" not in text:
+            return text.decode("utf-8", "replace")
+        raise UpstreamMalformed(f"the reply from {origin} is not JSON", upstream=origin) from None
+    if bare and isinstance(inner, str) and inner:
+        return inner
+    token = None
+    if isinstance(inner, dict):
+        # Circle's field is `Token`; a developer's own backend may well spell it `token`
+        token = inner.get("Token") or (inner.get("token") if bare else None)
+    if isinstance(token, str) and token:
+        return token
+    message = upstream_message(body) if isinstance(inner, dict) else None
+    if message is not None:
+        raise TokenRequestFailed(
+            f"{origin} answered without a token: {message}",
+            httpStatus=200,
+            upstreamMessage=message,
+            retryable=False,
+            likelyCause=classify_message(message),
+        )
+    raise UpstreamMalformed(f"the reply from {origin} has no Token", upstream=origin)
 
 
 def token_lifetime(token: str, now: float | None = None, *, fresh: bool = True) -> float:
@@ -161,6 +183,13 @@ _BAD_CREDENTIALS = (
 )
 
 
+def classify_message(message: str) -> str:
+    """The likely cause of a refusal whose only clue is its text (a 200 with an error object)."""
+    refusal = classify_refusal(401, message)
+    assert refusal is not None
+    return refusal.likely_cause or _BAD_CREDENTIALS
+
+
 def classify_refusal(status: int, message: str | None) -> Refusal | None:
     """None for a 200 (its body decides); otherwise what the refusal means.
 
@@ -187,17 +216,47 @@ def classify_refusal(status: int, message: str | None) -> Refusal | None:
     return Refusal(status, message, retryable=status >= 500 or status in (408, 429))
 
 
+_REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_REDIRECTS = 5
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def redirect_allowed(target: httpx.URL) -> bool:
+    """Token requests follow redirects to https only (the signed query must not travel in clear),
+    or within this machine (an emulator or a local proxy on loopback)."""
+    return target.scheme == "https" or (target.scheme == "http" and target.host in _LOOPBACK)
+
+
 class TokenEndpoint:
     """Signs and sends token requests. Nonces never repeat for an identity, even within one
-    clock tick, because the endpoint may reject a reused nonce."""
+    clock tick, so the bridge depends on neither the endpoint accepting nor rejecting reuse.
+
+    ``query_encoding`` is ``percent`` (every value percent-encoded: safe under standard query
+    parsing) or ``raw`` (as every public Circle sample sends it); ``sign_question_mark`` signs
+    ``?customerId=…`` instead of ``customerId=…`` (a variant in one of Circle's pages). A token URL
+    that ends in ``?`` (as Circle's docs write it) gets no second separator.
+    """
 
     def __init__(
-        self, url: str, *, timeout: float, nonce_unit: NonceUnit = "s", verify: ssl.SSLContext | bool = True
+        self,
+        url: str,
+        *,
+        timeout: float,
+        nonce_unit: NonceUnit = "s",
+        verify: ssl.SSLContext | bool = True,
+        query_encoding: Literal["percent", "raw"] = "percent",
+        sign_question_mark: bool = False,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.url = url
         self._nonce_unit = nonce_unit
+        self._raw = query_encoding == "raw"
+        self._question_mark = sign_question_mark
+        self._max_body = max_body
         self._last_nonce: dict[Identity, int] = {}
-        self._client = httpx.AsyncClient(trust_env=True, timeout=httpx.Timeout(timeout), verify=verify)
+        self._client = httpx.AsyncClient(
+            trust_env=True, timeout=httpx.Timeout(timeout), verify=verify, follow_redirects=False
+        )
 
     def _next_nonce(self, identity: Identity, jump: int = 0) -> int:
         now = time.time()
@@ -210,13 +269,14 @@ class TokenEndpoint:
 
     def signed_url(self, identity: Identity, secret: str, jump: int = 0) -> str:
         nonce = str(self._next_nonce(identity, jump))
-        signature = sign(secret, string_to_sign(identity.customer_id, identity.app_key, identity.end_user_id, nonce))
+        message = string_to_sign(identity.customer_id, identity.app_key, identity.end_user_id, nonce)
+        signature = sign(secret, "?" + message if self._question_mark else message)
         REDACTOR.register_transient(signature)
 
         def q(value: str) -> str:
-            return quote(value, safe="")
+            return value if self._raw else quote(value, safe="")
 
-        sep = "&" if "?" in self.url else "?"
+        sep = "" if self.url.endswith(("?", "&")) else "&" if "?" in self.url else "?"
         return (
             f"{self.url}{sep}customerId={q(identity.customer_id)}&appKey={q(identity.app_key)}"
             f"&endUserId={q(identity.end_user_id)}&nonce={nonce}&signature={q(signature)}"
@@ -225,37 +285,64 @@ class TokenEndpoint:
     async def fetch(self, identity: Identity, secret: str) -> str:
         """A new token for ``identity``, signed with ``secret``. Raises TokenRequestFailed,
         UpstreamMalformed or UpstreamTimeout."""
-        reply = await self._get(self.signed_url(identity, secret))
-        refusal = classify_refusal(reply.status_code, upstream_message(reply.content))
+        status, body = await self._get(self.signed_url(identity, secret))
+        refusal = classify_refusal(status, upstream_message(body))
         if refusal is not None and refusal.retry_with_new_nonce:
             # The endpoint says this nonce was used already: another process (another app's bridge)
             # signed for the same identity in the same clock tick. One retry with a nonce a random
             # step ahead makes a second collision unlikely. Nothing else is retried: a bad
             # signature or app key fails the same way every time.
             step = (secrets.randbelow(30) + 1) * (1000 if self._nonce_unit == "ms" else 1)
-            reply = await self._get(self.signed_url(identity, secret, step))
-            refusal = classify_refusal(reply.status_code, upstream_message(reply.content))
+            status, body = await self._get(self.signed_url(identity, secret, step))
+            refusal = classify_refusal(status, upstream_message(body))
         if refusal is not None:
             raise refusal.error(self.url)
-        token = check_bearer(parse_token_body(reply.content), "token")
+        token = check_bearer(parse_token_body(body), "token")
         REDACTOR.register_transient(token)
         log.info("token obtained for endUserId=%s", identity.end_user_id)
         return token
 
-    async def _get(self, url: str) -> httpx.Response:
+    async def _get(self, url: str) -> tuple[int, bytes | bytearray]:
         try:
-            reply = await self._client.get(url, headers={"Accept": "application/json"})
-            log.debug("GET %s (signed query not shown) -> HTTP %d", self.url, reply.status_code)
-            return reply
+            target = httpx.URL(url)
+            for _ in range(_MAX_REDIRECTS + 1):
+                request = self._client.build_request("GET", target, headers=_TOKEN_HEADERS)
+                reply = await self._client.send(request, stream=True)
+                try:
+                    if reply.status_code in _REDIRECTS and "location" in reply.headers:
+                        target = target.join(reply.headers["location"])
+                        if not redirect_allowed(target):
+                            raise TokenRequestFailed(
+                                f"the token endpoint redirected to {target.scheme}://{target.host}, "
+                                "which is neither https nor this machine; not followed",
+                                httpStatus=reply.status_code,
+                                tokenUrl=self.url,
+                                retryable=False,
+                            )
+                        log.debug("token endpoint redirected (HTTP %d) to %s", reply.status_code, target.host)
+                        continue
+                    body = await read_capped(reply, self._max_body, "token")
+                    log.debug("GET %s (signed query not shown) -> HTTP %d", self.url, reply.status_code)
+                    return reply.status_code, body
+                finally:
+                    await reply.aclose()
+            raise TokenRequestFailed(
+                f"the token endpoint redirected more than {_MAX_REDIRECTS} times", tokenUrl=self.url, retryable=False
+            )
         except httpx.TimeoutException:
             raise UpstreamTimeout("the Circle token endpoint did not answer in time", upstream="token") from None
-        except httpx.HTTPError as exc:
+        except httpx.RemoteProtocolError:
+            raise UpstreamMalformed("the token endpoint broke off its reply", upstream="token") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise TokenRequestFailed(
                 f"cannot reach the token endpoint ({type(exc).__name__})", tokenUrl=self.url
             ) from None
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+_TOKEN_HEADERS = {"Accept": "application/json", "Accept-Encoding": "identity"}
 
 
 class SignedTokenSource:

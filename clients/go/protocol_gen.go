@@ -196,6 +196,32 @@ func (c CircleInfo) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(c), c.Extra, []string{"circleId", "circleName", "circleDescription"})
 }
 
+// CircleInitializeParams is the protocol's CircleInitializeParams object. Optional: with
+// `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user.
+type CircleInitializeParams struct {
+	Token string `json:"token,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of CircleInitializeParams exactly as spelled in the protocol.
+func (c *CircleInitializeParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "CircleInitializeParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out CircleInitializeParams
+	if err := takeField(fields, "CircleInitializeParams", "token", false, &out.Token); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "CircleInitializeParams"); err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
 // CircleInitializeResult is the protocol's CircleInitializeResult object.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
@@ -457,6 +483,7 @@ func (i InitializeResult) MarshalJSON() ([]byte, error) {
 type IsServiceRunningResult struct {
 	Running    bool                       `json:"running"`
 	ServiceURL string                     `json:"serviceUrl"`
+	TlsProblem string                     `json:"tlsProblem,omitempty"`
 	Extra      map[string]json.RawMessage `json:"-"`
 }
 
@@ -476,6 +503,9 @@ func (i *IsServiceRunningResult) UnmarshalJSON(data []byte) error {
 	if err := takeField(fields, "IsServiceRunningResult", "serviceUrl", true, &out.ServiceURL); err != nil {
 		return err
 	}
+	if err := takeField(fields, "IsServiceRunningResult", "tlsProblem", false, &out.TlsProblem); err != nil {
+		return err
+	}
 	if len(fields) > 0 {
 		out.Extra = fields
 	}
@@ -486,7 +516,7 @@ func (i *IsServiceRunningResult) UnmarshalJSON(data []byte) error {
 // MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
 func (i IsServiceRunningResult) MarshalJSON() ([]byte, error) {
 	type plain IsServiceRunningResult // the same fields without these methods
-	return marshalWithExtra(plain(i), i.Extra, []string{"running", "serviceUrl"})
+	return marshalWithExtra(plain(i), i.Extra, []string{"running", "serviceUrl", "tlsProblem"})
 }
 
 // NoParams is the protocol's NoParams object. This method takes no params: send `{}`, `null`, or
@@ -590,6 +620,46 @@ func (s ServerInfo) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(s), s.Extra, []string{"name", "version"})
 }
 
+// TokenNeededParams is the protocol's TokenNeededParams object. Sent by the bridge
+// (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client` and it needs a new
+// token: answer with `circle/initialize {token}`.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type TokenNeededParams struct {
+	Reason    json.RawMessage            `json:"reason"`
+	ExpiresIn float64                    `json:"expiresIn"`
+	Extra     map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of TokenNeededParams exactly as spelled in the protocol.
+func (t *TokenNeededParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "TokenNeededParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out TokenNeededParams
+	if err := takeField(fields, "TokenNeededParams", "reason", true, &out.Reason); err != nil {
+		return err
+	}
+	if err := takeField(fields, "TokenNeededParams", "expiresIn", true, &out.ExpiresIn); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*t = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (t TokenNeededParams) MarshalJSON() ([]byte, error) {
+	type plain TokenNeededParams // the same fields without these methods
+	return marshalWithExtra(plain(t), t.Extra, []string{"reason", "expiresIn"})
+}
+
 // TopicInfo is the protocol's TopicInfo object. A topic of a circle. Only `topicId` is documented
 // by Circle; every other field CircleService sends is passed on, camelCased.
 //
@@ -655,12 +725,14 @@ func (s *CircleService) IsServiceRunning(ctx context.Context) (*IsServiceRunning
 // Idempotent: the session is shared by every connection of this bridge, so a second call (or a
 // second app) costs no token round trip. Other circle/* calls initialize on demand, so calling
 // this first is optional; it is the place to surface configuration and credential errors early.
+// With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, and
+// again whenever the bridge sends `circle/tokenNeeded`.
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
-// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration.
-func (s *CircleService) Initialize(ctx context.Context) (*CircleInitializeResult, error) {
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded.
+func (s *CircleService) Initialize(ctx context.Context, params CircleInitializeParams) (*CircleInitializeResult, error) {
 	var result CircleInitializeResult
-	if err := s.c.Call(ctx, MethodCircleInitialize, nil, &result); err != nil {
+	if err := s.c.Call(ctx, MethodCircleInitialize, params, &result); err != nil {
 		return nil, err
 	}
 	return &result, nil
@@ -671,7 +743,8 @@ func (s *CircleService) Initialize(ctx context.Context) (*CircleInitializeResult
 // An empty list means the user has no circle yet.
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
-// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed,
+// CodeTokenNeeded.
 func (s *CircleService) EnumCircles(ctx context.Context) (*EnumCirclesResult, error) {
 	var result EnumCirclesResult
 	if err := s.c.Call(ctx, MethodCircleEnumCircles, nil, &result); err != nil {
@@ -685,7 +758,8 @@ func (s *CircleService) EnumCircles(ctx context.Context) (*EnumCirclesResult, er
 // An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`.
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
-// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed,
+// CodeTokenNeeded.
 func (s *CircleService) EnumTopics(ctx context.Context, params EnumTopicsParams) (*EnumTopicsResult, error) {
 	var result EnumTopicsResult
 	if err := s.c.Call(ctx, MethodCircleEnumTopics, params, &result); err != nil {

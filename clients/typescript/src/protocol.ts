@@ -149,6 +149,11 @@ export interface CancelParams {
   id: number | string;
 }
 
+/** Optional: with `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user. */
+export interface CircleInitializeParams {
+  token?: string;
+}
+
 export interface CircleInitializeResult {
   authorized: boolean;
   endUserId: string;
@@ -223,11 +228,19 @@ export interface ServerCapabilities {
 export interface IsServiceRunningResult {
   running: boolean;
   serviceUrl: string;
+  tlsProblem?: string;
   [key: string]: unknown;
 }
 
 /** This method takes no params: send `{}`, `null`, or omit `params`. */
 export type NoParams = Record<string, never>;
+
+/** Sent by the bridge (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client` and it needs a new token: answer with `circle/initialize {token}`. */
+export interface TokenNeededParams {
+  reason: "expired" | "expiring" | "missing";
+  expiresIn: number;
+  [key: string]: unknown;
+}
 
 /** An OpenRPC document (https://spec.open-rpc.org/); only the fields clients commonly read are typed. */
 export interface OpenRpcDocument {
@@ -248,11 +261,11 @@ export interface Requests {
   "rpc.discover": { params: NoParams; result: OpenRpcDocument };
   /** Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no credentials and never fails for a dead service: it answers `running: false`. */
   "circle/isServiceRunning": { params: NoParams; result: IsServiceRunningResult };
-  /** Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration. */
-  "circle/initialize": { params: NoParams; result: CircleInitializeResult };
-  /** List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, and again whenever the bridge sends `circle/tokenNeeded`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded. */
+  "circle/initialize": { params: CircleInitializeParams; result: CircleInitializeResult };
+  /** List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed, TokenNeeded. */
   "circle/enumCircles": { params: NoParams; result: EnumCirclesResult };
-  /** List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed, TokenNeeded. */
   "circle/enumTopics": { params: EnumTopicsParams; result: EnumTopicsResult };
 }
 

@@ -171,6 +171,10 @@ M.errors = {
 ---@class circle_bridge.CancelParams
 ---@field id integer|string
 
+--- Optional: with `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user.
+---@class circle_bridge.CircleInitializeParams
+---@field token? string
+
 ---@class circle_bridge.CircleInitializeResult
 ---@field authorized boolean
 ---@field endUserId string
@@ -234,9 +238,16 @@ M.errors = {
 ---@class circle_bridge.IsServiceRunningResult
 ---@field running boolean
 ---@field serviceUrl string
+---@field tlsProblem? string
 ---@field [string] any
 
 --- This method takes no params: send `{}`, `null`, or omit `params`.
 ---@class circle_bridge.NoParams
+
+--- Sent by the bridge (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client` and it needs a new token: answer with `circle/initialize {token}`.
+---@class circle_bridge.TokenNeededParams
+---@field reason any
+---@field expiresIn number
+---@field [string] any
 
 return M
