@@ -240,8 +240,10 @@ METHODS: tuple[Method, ...] = (
     Method(
         "circle/isServiceRunning",
         "Is the local CircleService reachable?",
-        "Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no "
-        "credentials and never fails for a dead service: it answers `running: false`.",
+        "Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does "
+        "an https service whose certificate this machine does not trust: `running: true` with a "
+        "`tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: "
+        "it answers `running: false`.",
         NoParams,
         IsServiceRunningResult,
         examples=(Example("running", {}, {"running": True, "serviceUrl": "http://127.0.0.1:31415"}),),

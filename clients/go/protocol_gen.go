@@ -710,8 +710,10 @@ type CircleService struct {
 
 // IsServiceRunning calls circle/isServiceRunning: Is the local CircleService reachable?
 //
-// Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no
-// credentials and never fails for a dead service: it answers `running: false`.
+// Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does
+// an https service whose certificate this machine does not trust: `running: true` with a
+// `tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: it
+// answers `running: false`.
 func (s *CircleService) IsServiceRunning(ctx context.Context) (*IsServiceRunningResult, error) {
 	var result IsServiceRunningResult
 	if err := s.c.Call(ctx, MethodCircleIsServiceRunning, nil, &result); err != nil {

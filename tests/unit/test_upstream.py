@@ -3,12 +3,14 @@ import json
 import subprocess
 import time
 
+import httpx
 import pytest
 
-from circle_bridge._errors import UpstreamMalformed
+from circle_bridge._errors import TokenRequestFailed, UpstreamMalformed
 from circle_bridge._upstream import Identity, TokenEndpoint, parse_token_body, sign, string_to_sign, token_lifetime
 from circle_bridge._upstream._casing import camel_key, camelize
-from circle_bridge._upstream._cloud import classify_refusal
+from circle_bridge._upstream._cloud import classify_refusal, redirect_allowed
+from circle_bridge._upstream._service import is_truthy
 
 SECRET = "  Xk9+q/Z3=secret-For-Tests==  "  # leading/trailing blanks: Circle's samples trim()
 MESSAGE = string_to_sign("CUST-0042", "app-key-xyz", "userman", "1700000000")
@@ -145,3 +147,75 @@ def test_only_a_reused_nonce_is_retried_and_server_errors_stay_retryable() -> No
     bad_request = classify_refusal(400, "expected exactly the query parameters")
     assert bad_request is not None
     assert bad_request.retryable is False
+
+
+def _query(url: str) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in url.split("?", 1)[1].split("&"))
+
+
+def test_raw_query_encoding_sends_values_as_they_are() -> None:
+    endpoint = TokenEndpoint("http://127.0.0.1:1/api/token", timeout=1, query_encoding="raw")
+    query = _query(endpoint.signed_url(Identity("C+1", "a/b", "u"), SECRET))
+    assert query["customerId"] == "C+1"
+    assert query["appKey"] == "a/b"
+    assert query["signature"].endswith("=")  # base64 padding, not %3D
+
+
+def test_question_mark_variant_signs_the_prefixed_string() -> None:
+    endpoint = TokenEndpoint("http://127.0.0.1:1/api/token", timeout=1, sign_question_mark=True, query_encoding="raw")
+    query = _query(endpoint.signed_url(Identity("c", "a", "u"), SECRET))
+    message = string_to_sign("c", "a", "u", query["nonce"])
+    assert query["signature"] == sign(SECRET, "?" + message)
+    assert query["signature"] != sign(SECRET, message)
+
+
+@pytest.mark.parametrize(
+    ("url", "prefix"),
+    [
+        ("https://h/api/token", "https://h/api/token?customerId="),
+        ("https://h/api/token?", "https://h/api/token?customerId="),
+        ("https://h/api/token?v=2", "https://h/api/token?v=2&customerId="),
+        ("https://h/api/token?v=2&", "https://h/api/token?v=2&customerId="),
+    ],
+)
+def test_token_url_separator(url: str, prefix: str) -> None:
+    assert TokenEndpoint(url, timeout=1).signed_url(Identity("c", "a", "u"), SECRET).startswith(prefix)
+
+
+@pytest.mark.parametrize(
+    ("target", "allowed"),
+    [
+        ("https://api.circlesecurity.ai/api/v2/token", True),
+        ("http://api.circlesecurity.ai/api/token", False),  # the signed query would travel in clear
+        ("http://127.0.0.1:8080/api/token", True),
+        ("http://[::1]:8080/api/token", True),
+        ("ftp://127.0.0.1/token", False),
+    ],
+)
+def test_redirects_are_followed_to_https_or_loopback_only(target: str, allowed: bool) -> None:
+    assert redirect_allowed(httpx.URL(target)) is allowed
+
+
+def test_a_200_error_object_is_a_refusal_with_its_message() -> None:
+    with pytest.raises(TokenRequestFailed) as raised:
+        parse_token_body(b'{"Message": "Customer is disabled"}')
+    assert raised.value.data["upstreamMessage"] == "Customer is disabled"
+    assert raised.value.data["httpStatus"] == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "token"),
+    [(b"a.b.c\n", "a.b.c"), (b'"a.b.c"', "a.b.c"), (b'{"token": "a.b.c"}', "a.b.c"), (b'{"Token": "x.y"}', "x.y")],
+)
+def test_backend_replies_may_be_bare_tokens(body: bytes, token: str) -> None:
+    assert parse_token_body(body, "backend", bare=True) == token
+
+
+@pytest.mark.parametrize("value", [True, 1, "true", "false", [], {}, 2.5])
+def test_truthy_status_results_are_success(value: object) -> None:
+    assert is_truthy(value) is True
+
+
+@pytest.mark.parametrize("value", [False, 0, 0.0, "", None, float("nan")])
+def test_falsy_status_results_are_failure(value: object) -> None:
+    assert is_truthy(value) is False

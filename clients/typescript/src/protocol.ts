@@ -259,7 +259,7 @@ export interface Requests {
   "shutdown": { params: NoParams; result: null };
   /** This protocol's OpenRPC document. Returns the same document as protocol/circle-bridge.openrpc.json. Allowed before `initialize`. */
   "rpc.discover": { params: NoParams; result: OpenRpcDocument };
-  /** Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no credentials and never fails for a dead service: it answers `running: false`. */
+  /** Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does an https service whose certificate this machine does not trust: `running: true` with a `tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: it answers `running: false`. */
   "circle/isServiceRunning": { params: NoParams; result: IsServiceRunningResult };
   /** Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, and again whenever the bridge sends `circle/tokenNeeded`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded. */
   "circle/initialize": { params: CircleInitializeParams; result: CircleInitializeResult };
