@@ -24,6 +24,15 @@ PROTOCOL_VERSION = "1.0"
 anything is removed or changes meaning. See protocol/README.md, "Versioning"."""
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
+Observed = Annotated[
+    str,
+    Meta(
+        description="Observed from CircleService, not documented by Circle: may be absent.",
+        extra_json_schema={"x-observed": True},
+    ),
+]
+"""A field CircleService was seen to send but Circle does not document (circle-api.md §7): the
+schema marks it `"x-observed": true` so generated types can say "not guaranteed"."""
 
 
 class ClientInfo(Struct, rename="camel", omit_defaults=True):
@@ -106,11 +115,12 @@ class CircleInitializeResult(Struct, rename="camel"):
 
 class CircleInfo(Struct, rename="camel", omit_defaults=True):
     """A circle as CircleService describes it. Only `circleId` is documented by Circle; every other
-    field CircleService sends is passed on, camelCased."""
+    field CircleService sends is passed on, camelCased. Fields marked `x-observed` (and any other,
+    such as `memberCount`) were seen in replies but are not guaranteed."""
 
     circle_id: str
-    circle_name: str | UnsetType = UNSET
-    circle_description: str | UnsetType = UNSET
+    circle_name: Observed | UnsetType = UNSET
+    circle_description: Observed | UnsetType = UNSET
 
 
 class EnumCirclesResult(Struct):
@@ -123,11 +133,12 @@ class EnumTopicsParams(Struct, rename="camel", forbid_unknown_fields=True):
 
 class TopicInfo(Struct, rename="camel", omit_defaults=True):
     """A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService
-    sends is passed on, camelCased."""
+    sends is passed on, camelCased. Fields marked `x-observed` were seen in replies but are not
+    guaranteed."""
 
     topic_id: str
-    topic_name: str | UnsetType = UNSET
-    topic_description: str | UnsetType = UNSET
+    topic_name: Observed | UnsetType = UNSET
+    topic_description: Observed | UnsetType = UNSET
 
 
 class EnumTopicsResult(Struct):

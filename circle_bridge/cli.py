@@ -154,10 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["emulator"]:
-        from .emulator import main_cli
+    try:
+        if argv[:1] == ["emulator"]:
+            from .emulator import main_cli
 
-        return main_cli(argv[1:], prog="circle-bridge emulator")
-    args = build_parser().parse_args(argv)
-    code: int = args.func(args)
-    return code
+            return main_cli(argv[1:], prog="circle-bridge emulator")
+        args = build_parser().parse_args(argv)
+        code: int = args.func(args)
+        return code
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("uvicorn", "httptools"):
+            raise
+        sys.stderr.write(f"circle-bridge: {exc.msg}\n")  # `emulator`, `serve --emulator` and `demo` need the extra
+        return 2

@@ -37,7 +37,7 @@ def _tls_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError 
     return None
 
 
-_HOSTNAME_MISMATCH = 62  # X509_V_ERR_HOSTNAME_MISMATCH
+_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
 
 def tls_problem(exc: BaseException, base_url: str) -> str | None:
@@ -47,7 +47,7 @@ def tls_problem(exc: BaseException, base_url: str) -> str | None:
     if error is None:
         return None
     reason = error.verify_message or error.reason or str(error)
-    if error.verify_code == _HOSTNAME_MISMATCH:
+    if error.verify_code in _NAME_MISMATCH:
         return (
             f"the certificate of {base_url} is trusted but names another host ({reason}); use the host "
             "name the certificate was made for in CIRCLE_SERVICE_URL (usually 127.0.0.1)"

@@ -154,7 +154,8 @@ func (c *CancelParams) UnmarshalJSON(data []byte) error {
 
 // CircleInfo is the protocol's CircleInfo object. A circle as CircleService describes it. Only
 // `circleId` is documented by Circle; every other field CircleService sends is passed on,
-// camelCased.
+// camelCased. Fields marked `x-observed` (and any other, such as `memberCount`) were seen in
+// replies but are not guaranteed.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type CircleInfo struct {
@@ -661,7 +662,8 @@ func (t TokenNeededParams) MarshalJSON() ([]byte, error) {
 }
 
 // TopicInfo is the protocol's TopicInfo object. A topic of a circle. Only `topicId` is documented
-// by Circle; every other field CircleService sends is passed on, camelCased.
+// by Circle; every other field CircleService sends is passed on, camelCased. Fields marked
+// `x-observed` were seen in replies but are not guaranteed.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type TopicInfo struct {

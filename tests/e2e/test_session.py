@@ -1,4 +1,5 @@
-"""The happy path and the lifecycle, through a real bridge subprocess and the emulator over HTTP."""
+"""The happy path and the lifecycle, through a real bridge subprocess and the emulator over HTTP.
+Every test runs twice: against the emulator in its default mode and in its strict mode."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import unicodedata
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
 from tests.bridge_harness import bridge_env, error_of, run, start_bridge, wait_until, with_bridge
+from tests.emulator_modes import emulator, shared_emulator, strict_mode
 
 
 def test_first_app_flow(shared_emulator: Emulator) -> None:
@@ -159,3 +161,6 @@ def test_no_token_is_requested_while_the_service_is_not_running(emulator: Emulat
         assert emulator.stats["tokenRequests"] == 1
 
     run(with_bridge(bridge_env(emulator), body))
+
+
+__all__ = ["emulator", "shared_emulator", "strict_mode"]  # fixtures: every test here runs in both emulator modes

@@ -1,4 +1,5 @@
-"""Token handling through a real bridge: expiry, 401 recovery, single flight, body shapes, https."""
+"""Token handling through a real bridge: expiry, 401 recovery, single flight, body shapes, https.
+Every test runs twice: against the emulator in its default mode and in its strict mode."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
-from tests.bridge_harness import bridge_env, emulator_running, error_of, run, wait_until, with_bridge
+from tests.bridge_harness import bridge_env, error_of, run, wait_until, with_bridge
+from tests.emulator_modes import emulator, emulator_running, shared_emulator, strict_mode
 
 
 def test_token_expiring_mid_session_is_refreshed_unnoticed() -> None:
@@ -261,3 +263,6 @@ def test_an_error_object_in_a_200_reply_keeps_the_upstream_message() -> None:
             assert err.data["retryable"] is False
 
         run(with_bridge(bridge_env(emulator, CIRCLE_SECRET="not-the-secret"), body))
+
+
+__all__ = ["emulator", "shared_emulator", "strict_mode"]  # fixtures: every test here runs in both emulator modes

@@ -166,10 +166,12 @@ export interface EnumCirclesResult {
   [key: string]: unknown;
 }
 
-/** A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased. */
+/** A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` (and any other, such as `memberCount`) were seen in replies but are not guaranteed. */
 export interface CircleInfo {
   circleId: string;
+  /** Observed from CircleService, not documented by Circle: may be absent. */
   circleName?: string;
+  /** Observed from CircleService, not documented by Circle: may be absent. */
   circleDescription?: string;
   [key: string]: unknown;
 }
@@ -183,10 +185,12 @@ export interface EnumTopicsResult {
   [key: string]: unknown;
 }
 
-/** A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased. */
+/** A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` were seen in replies but are not guaranteed. */
 export interface TopicInfo {
   topicId: string;
+  /** Observed from CircleService, not documented by Circle: may be absent. */
   topicName?: string;
+  /** Observed from CircleService, not documented by Circle: may be absent. */
   topicDescription?: string;
   [key: string]: unknown;
 }

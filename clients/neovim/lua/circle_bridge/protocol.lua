@@ -185,7 +185,7 @@ M.errors = {
 ---@field circles circle_bridge.CircleInfo[]
 ---@field [string] any
 
---- A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
+--- A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` (and any other, such as `memberCount`) were seen in replies but are not guaranteed.
 ---@class circle_bridge.CircleInfo
 ---@field circleId string
 ---@field circleName? string
@@ -199,7 +199,7 @@ M.errors = {
 ---@field topics circle_bridge.TopicInfo[]
 ---@field [string] any
 
---- A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
+--- A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` were seen in replies but are not guaranteed.
 ---@class circle_bridge.TopicInfo
 ---@field topicId string
 ---@field topicName? string
