@@ -148,6 +148,7 @@ class ServiceClient:
         timeout: float,
         verify: ssl.SSLContext | bool = True,
         max_body: int = DEFAULT_MAX_BODY,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests: an in-memory CircleService
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._app_key = app_key
@@ -160,6 +161,7 @@ class ServiceClient:
                 timeout=httpx.Timeout(timeout),
                 limits=limits,
                 verify=verify,
+                transport=transport,
             )
             for _ in range(_SHARDS)
         ]

@@ -1,15 +1,29 @@
+import asyncio
 import base64
 import json
 import subprocess
 import time
+import tracemalloc
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 
-from circle_bridge._errors import TokenRequestFailed, UpstreamMalformed
-from circle_bridge._upstream import Identity, TokenEndpoint, parse_token_body, sign, string_to_sign, token_lifetime
+from circle_bridge._errors import CircleOperationFailed, TokenRequestFailed, UpstreamMalformed
+from circle_bridge._redaction import REDACTOR, TRANSIENT_KEPT, Redactor
+from circle_bridge._upstream import (
+    Identity,
+    ServiceClient,
+    TokenEndpoint,
+    check_bearer,
+    parse_token_body,
+    sign,
+    string_to_sign,
+    token_lifetime,
+)
 from circle_bridge._upstream._casing import camel_key, camelize
 from circle_bridge._upstream._cloud import classify_refusal, redirect_allowed
+from circle_bridge._upstream._replies import upstream_message
 from circle_bridge._upstream._service import is_truthy
 
 SECRET = "  Xk9+q/Z3=secret-For-Tests==  "  # leading/trailing blanks: Circle's samples trim()
@@ -219,3 +233,171 @@ def test_truthy_status_results_are_success(value: object) -> None:
 @pytest.mark.parametrize("value", [False, 0, 0.0, "", None, float("nan")])
 def test_falsy_status_results_are_failure(value: object) -> None:
     assert is_truthy(value) is False
+
+
+# -- bounded, masked, and the right codes (issue 11) -------------------------------------------
+
+CAP = 4 * 1024 * 1024
+
+
+class Stream(httpx.AsyncByteStream):
+    """A body produced chunk by chunk, counting what was actually pulled."""
+
+    def __init__(self, total: int, chunk: int = 64 * 1024, fail_after: int | None = None) -> None:
+        self.total, self.chunk, self.fail_after = total, chunk, fail_after
+        self.sent = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        block = b" " * self.chunk
+        while self.sent < self.total:
+            if self.fail_after is not None and self.sent >= self.fail_after:
+                raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+            self.sent += self.chunk
+            yield block
+
+
+def service(handler: Callable[[httpx.Request], httpx.Response], cap: int = CAP) -> ServiceClient:
+    return ServiceClient(
+        "http://circle.test", "app-key", timeout=5, max_body=cap, transport=httpx.MockTransport(handler)
+    )
+
+
+def test_a_200_mb_body_is_refused_within_twice_the_cap_without_reading_it_all() -> None:
+    stream = Stream(200 * 1024 * 1024)
+
+    async def scenario() -> BaseException:
+        client = service(lambda request: httpx.Response(200, stream=stream))
+        try:
+            await client.enum_circles("token")
+        except UpstreamMalformed as exc:
+            return exc
+        finally:
+            await client.aclose()
+        raise AssertionError("expected -33005")
+
+    tracemalloc.start()
+    try:
+        error = asyncio.run(scenario())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(error, UpstreamMalformed)
+    assert error.data["limitBytes"] == CAP
+    assert error.data["httpStatus"] == 200
+    assert peak < 2 * CAP, f"peak {peak / 2**20:.1f} MiB"
+    assert stream.sent <= CAP + stream.chunk  # it stopped reading at the cap
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
+    stream = Stream(CAP + 1)
+
+    async def scenario() -> None:
+        client = service(lambda r: httpx.Response(200, stream=stream, headers={"Content-Length": str(CAP + 1)}))
+        with pytest.raises(UpstreamMalformed) as raised:
+            await client.enum_circles("token")
+        assert raised.value.data["contentLength"] == CAP + 1
+        await client.aclose()
+
+    asyncio.run(scenario())
+    assert stream.sent == 0
+
+
+def test_deeply_nested_json_from_the_service_is_malformed_not_a_bug() -> None:
+    body = b'{"Status": {"Result": true}, "CircleMeta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+    async def scenario() -> None:
+        client = service(lambda r: httpx.Response(200, content=body))
+        with pytest.raises(UpstreamMalformed):
+            await client.enum_circles("token")
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_deeply_nested_json_from_the_token_endpoint_is_malformed() -> None:
+    with pytest.raises(UpstreamMalformed):
+        parse_token_body(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_closing_mid_reply_is_malformed_and_the_service_still_counts_as_running() -> None:
+    async def scenario() -> None:
+        client = service(lambda r: httpx.Response(200, stream=Stream(1024 * 1024, fail_after=128 * 1024)))
+        with pytest.raises(UpstreamMalformed, match="broke off"):
+            await client.enum_circles("token")
+        await client.aclose()
+
+        def refuse_midway(request: httpx.Request) -> httpx.Response:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+        broken = service(refuse_midway)
+        assert (await broken.probe()).running is True  # it accepted the connection
+        await broken.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(500, True), (503, True), (404, False), (400, False)])
+def test_http_errors_from_the_service_say_whether_a_retry_helps(status: int, retryable: bool) -> None:
+    async def scenario() -> None:
+        client = service(lambda r: httpx.Response(status, text="Internal Server Error"))
+        with pytest.raises(CircleOperationFailed) as raised:
+            await client.enum_circles("token")
+        assert raised.value.wire_data()["retryable"] is retryable
+        assert raised.value.data["httpStatus"] == status
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_numeric_status_result_passes_and_zero_fails() -> None:
+    async def scenario() -> None:
+        ok = service(lambda r: httpx.Response(200, json={"Status": {"Result": 1}, "CircleMeta": [{"CircleId": "c"}]}))
+        assert await ok.enum_circles("token") == [{"circleId": "c"}]
+        failing = service(lambda r: httpx.Response(200, json={"Status": {"Result": 0, "Message": "nope"}}))
+        with pytest.raises(CircleOperationFailed, match="nope"):
+            await failing.enum_circles("token")
+        await ok.aclose()
+        await failing.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_200_error_object_from_the_service_keeps_its_message() -> None:
+    async def scenario() -> None:
+        client = service(lambda r: httpx.Response(200, json={"Message": "An error has occurred."}))
+        with pytest.raises(UpstreamMalformed) as raised:
+            await client.enum_circles("token")
+        assert raised.value.data["upstreamMessage"] == "An error has occurred."
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_upstream_text_is_masked_before_it_is_shortened() -> None:
+    secret = "Zq8+" + "s3cr3t-token-material-" * 10  # 234 characters
+    REDACTOR.register_transient(secret)
+    for offset in range(400, 500, 7):  # the secret straddles the 500-character cut
+        body = json.dumps({"Message": "x" * offset + secret + " tail"}).encode()
+        message = upstream_message(body)
+        assert message is not None
+        for start in range(len(secret) - 8):
+            assert secret[start : start + 8] not in message
+
+
+@pytest.mark.parametrize("token", ["abc\r\nX-Injected: 1", "tök.en.value", "two words", ""])
+def test_tokens_that_cannot_travel_in_a_header_are_malformed(token: str) -> None:
+    with pytest.raises(UpstreamMalformed) as raised:
+        check_bearer(token, "command")
+    assert raised.value.code == -33005
+
+
+def test_the_redactor_forgets_old_tokens_but_never_the_secret() -> None:
+    redactor = Redactor()
+    redactor.register("the-permanent-secret")
+    tokens = [f"token-{n:04d}-abcdef" for n in range(200)]
+    for token in tokens:
+        redactor.register_transient(token)
+    assert len(redactor) <= TRANSIENT_KEPT * 3 + 3  # bounded: each value has at most 3 forms
+    assert redactor.redact(tokens[-1]) == "***"
+    assert redactor.redact(tokens[0]) == tokens[0]  # long expired: forgotten
+    assert redactor.redact("the-permanent-secret") == "***"
