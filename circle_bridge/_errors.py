@@ -114,7 +114,8 @@ UPSTREAM_MALFORMED = ErrorSpec(
     -33005,
     "UpstreamMalformed",
     "Malformed reply from upstream",
-    "The token endpoint or CircleService answered with a body of the wrong shape.",
+    "The token endpoint, the token source or CircleService answered with a body of the wrong shape, "
+    "one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.",
     True,
 )
 UPSTREAM_TIMEOUT = ErrorSpec(

@@ -160,9 +160,9 @@ class ClientTokenSource:
     name = "client"
     issues_fresh = False  # the app's backend may hand out a token it made minutes ago
 
-    def __init__(self, on_needed: Callable[[], None]) -> None:
+    def __init__(self) -> None:
         self._offered: str | None = None
-        self._on_needed = on_needed
+        self.on_needed: Callable[[], None] = lambda: None  # the Session binds its own
 
     def offer(self, token: str) -> None:
         self._offered = token
@@ -170,7 +170,7 @@ class ClientTokenSource:
     async def fetch(self) -> str:
         token, self._offered = self._offered, None
         if token is None:
-            self._on_needed()
+            self.on_needed()
             raise TokenNeeded(
                 "send circle/initialize with a token from your backend (CIRCLE_TOKEN_SOURCE=client)",
                 tokenSource="client",
@@ -210,6 +210,8 @@ class Session:
         self._authorized: IssuedToken | None = None
         self._authorizing: dict[str, asyncio.Task[None]] = {}
         self._coalesced: dict[tuple[Any, ...], _Shared] = {}
+        if isinstance(source, ClientTokenSource):
+            source.on_needed = self._token_needed
 
     @classmethod
     def for_client_tokens(
@@ -221,11 +223,7 @@ class Session:
         clock: Clock = time.monotonic,
     ) -> Session:
         """A session whose tokens come from the clients (``CIRCLE_TOKEN_SOURCE=client``)."""
-        holder: list[Session] = []
-        source = ClientTokenSource(lambda: holder[0]._token_needed())
-        session = cls(identity, source, service, config_error, clock=clock)
-        holder.append(session)
-        return session
+        return cls(identity, ClientTokenSource(), service, config_error, clock=clock)
 
     @property
     def service_url(self) -> str:

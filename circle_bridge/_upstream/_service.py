@@ -59,6 +59,10 @@ def tls_problem(exc: BaseException, base_url: str) -> str | None:
     )
 
 
+# Errors after the connection was made: the service is there, it just did not finish its reply.
+_BROKE_OFF = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
 @dataclass(frozen=True)
 class ServiceProbe:
     """The answer to ``GET /``. ``running`` is true for any HTTP answer and for a TLS handshake that
@@ -180,7 +184,7 @@ class ServiceClient:
                 del reply  # the status and body are ignored, as Circle's SDK does
         except httpx.HTTPError as exc:
             problem = tls_problem(exc, self.base_url)
-            if problem is None and isinstance(exc, httpx.RemoteProtocolError):
+            if problem is None and isinstance(exc, _BROKE_OFF):
                 return ServiceProbe(running=True)  # it accepted the connection, then broke off
             return ServiceProbe(running=problem is not None, tls_problem=problem)
         return ServiceProbe(running=True)
@@ -202,16 +206,18 @@ class ServiceClient:
             return answer
         except httpx.TimeoutException:
             raise UpstreamTimeout(f"CircleService did not answer {path} in time", upstream="service") from None
-        except httpx.RemoteProtocolError:
-            # The service accepted the connection and then broke off (closed mid-reply, or an
-            # unreadable reply): it runs, so this is not -33001.
-            raise UpstreamMalformed(
-                f"CircleService broke off its reply to {path}", upstream="service", operation=path.rsplit("/", 1)[-1]
-            ) from None
         except httpx.HTTPError as exc:
             problem = tls_problem(exc, self.base_url)
             if problem is not None:
                 raise BadConfiguration(problem, invalid=["CIRCLE_CA_FILE", "CIRCLE_SERVICE_URL"]) from None
+            if isinstance(exc, _BROKE_OFF):
+                # The service accepted the connection and then broke off (closed or reset mid-reply,
+                # or an unreadable reply): it runs, so this is not -33001.
+                raise UpstreamMalformed(
+                    f"CircleService broke off its reply to {path} ({type(exc).__name__})",
+                    upstream="service",
+                    operation=path.rsplit("/", 1)[-1],
+                ) from None
             raise ServiceNotRunning(
                 f"no connection to {self.base_url} ({type(exc).__name__})", serviceUrl=self.base_url
             ) from None

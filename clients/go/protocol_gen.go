@@ -73,8 +73,9 @@ const (
 	// CodeCircleOperationFailed (-33004, "Circle operation failed"): CircleService answered
 	// `Status.Result: false` or an HTTP error; `data.upstreamMessage` carries its `Status.Message`.
 	CodeCircleOperationFailed int = -33004
-	// CodeUpstreamMalformed (-33005, "Malformed reply from upstream"): The token endpoint or
-	// CircleService answered with a body of the wrong shape.
+	// CodeUpstreamMalformed (-33005, "Malformed reply from upstream"): The token endpoint, the token
+	// source or CircleService answered with a body of the wrong shape, one larger than
+	// `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.
 	CodeUpstreamMalformed int = -33005
 	// CodeUpstreamTimeout (-33006, "Upstream timed out"): The token endpoint or CircleService did not
 	// answer within the configured timeout.

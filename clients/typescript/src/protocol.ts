@@ -28,7 +28,7 @@ export const ErrorCodes = {
   AuthorizationRejected: -33003,
   /** Circle operation failed: CircleService answered `Status.Result: false` or an HTTP error; `data.upstreamMessage` carries its `Status.Message`. */
   CircleOperationFailed: -33004,
-  /** Malformed reply from upstream: The token endpoint or CircleService answered with a body of the wrong shape. Retryable. */
+  /** Malformed reply from upstream: The token endpoint, the token source or CircleService answered with a body of the wrong shape, one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply. Retryable. */
   UpstreamMalformed: -33005,
   /** Upstream timed out: The token endpoint or CircleService did not answer within the configured timeout. Retryable. */
   UpstreamTimeout: -33006,
@@ -120,7 +120,7 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
   UpstreamMalformed: {
     code: -33005,
     message: "Malformed reply from upstream",
-    meaning: "The token endpoint or CircleService answered with a body of the wrong shape.",
+    meaning: "The token endpoint, the token source or CircleService answered with a body of the wrong shape, one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.",
     retryable: true,
   },
   UpstreamTimeout: {

@@ -143,7 +143,7 @@ M.errors = {
   UpstreamMalformed = {
     code = -33005,
     message = "Malformed reply from upstream",
-    meaning = "The token endpoint or CircleService answered with a body of the wrong shape.",
+    meaning = "The token endpoint, the token source or CircleService answered with a body of the wrong shape, one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.",
     retryable = true,
   },
   UpstreamTimeout = {
