@@ -5,11 +5,18 @@ import subprocess
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from circle_bridge._errors import CircleOperationFailed, TokenRequestFailed, UpstreamMalformed
+from circle_bridge._errors import (
+    BadConfiguration,
+    CircleOperationFailed,
+    ServiceNotRunning,
+    TokenRequestFailed,
+    UpstreamMalformed,
+)
 from circle_bridge._redaction import REDACTOR, TRANSIENT_KEPT, Redactor
 from circle_bridge._upstream import (
     Identity,
@@ -20,6 +27,7 @@ from circle_bridge._upstream import (
     sign,
     string_to_sign,
     token_lifetime,
+    trust_context,
 )
 from circle_bridge._upstream._casing import camel_key, camelize
 from circle_bridge._upstream._cloud import classify_refusal, redirect_allowed
@@ -401,3 +409,43 @@ def test_the_redactor_forgets_old_tokens_but_never_the_secret() -> None:
     assert redactor.redact(tokens[-1]) == "***"
     assert redactor.redact(tokens[0]) == tokens[0]  # long expired: forgotten
     assert redactor.redact("the-permanent-secret") == "***"
+
+
+@pytest.mark.parametrize("error", [httpx.ReadError("connection reset by peer"), httpx.WriteError("broken pipe")])
+def test_a_connection_reset_after_connecting_is_malformed_not_down(error: httpx.TransportError) -> None:
+    def reset(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    async def scenario() -> None:
+        client = service(reset)
+        with pytest.raises(UpstreamMalformed, match="broke off"):
+            await client.enum_circles("token")
+        assert (await client.probe()).running is True
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_connection_is_not_running() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    async def scenario() -> None:
+        client = service(refuse)
+        with pytest.raises(ServiceNotRunning):
+            await client.enum_circles("token")
+        assert (await client.probe()).running is False
+        await client.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("name", ["CIRCLE_CA_FILE", "SSL_CERT_FILE"])
+def test_an_unreadable_trust_anchor_names_its_setting(name: str, tmp_path: Path) -> None:
+    bogus = tmp_path / "not-a-cert.pem"
+    bogus.write_text("not a certificate")
+    ca_file = str(bogus) if name == "CIRCLE_CA_FILE" else None
+    environ = {"SSL_CERT_FILE": str(bogus)} if name == "SSL_CERT_FILE" else {}
+    with pytest.raises(BadConfiguration) as raised:
+        trust_context(ca_file, environ)
+    assert raised.value.data["invalid"] == [name]
