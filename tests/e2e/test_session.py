@@ -136,15 +136,15 @@ def test_several_clients_share_nothing_but_work_concurrently(shared_emulator: Em
 
 def test_a_token_rejected_at_authorize_is_replaced_by_one_fresh_token(emulator: Emulator) -> None:
     async def body(bridge: BridgeClient) -> None:
-        emulator.set_faults(serviceDelay=0.5)
+        emulator.set_faults(serviceDelay=2.0)  # ample time to revoke while the first authorize waits
         pending = asyncio.ensure_future(bridge.circle_initialize())
         await wait_until(lambda: emulator.stats["authorize"] == 1)  # the first token is at the service
         emulator.revoke()  # ... and is no longer valid when the service checks it
+        emulator.set_faults(serviceDelay=0.0)
         result = await pending
         assert result["authorized"] is True
         assert emulator.stats["tokenRequests"] == 2
         assert emulator.stats["authorize"] == 2
-        emulator.set_faults(serviceDelay=0.0)
         assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
 
     run(with_bridge(bridge_env(emulator), body))

@@ -195,11 +195,13 @@ def test_percent_encoding_against_a_standard_form_parser() -> None:
     with emulator_running(token_query="form") as emulator:
 
         async def body(bridge: BridgeClient) -> None:
-            for _ in range(3):  # three tokens, three signatures: '+' survives every one
-                assert (await bridge.circle_initialize())["authorized"] is True
+            assert (await bridge.circle_initialize())["authorized"] is True
+            for _ in range(2):  # each revoke costs a 401, a new token and so a new signature
                 emulator.revoke()
+                assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
 
         run(with_bridge(bridge_env(emulator), body))
+        assert emulator.stats["tokenRequests"] == 3  # three signatures; a raw '+' would have broken any
         assert emulator.stats["tokenRejected"] == 0
 
 
