@@ -449,3 +449,30 @@ def test_an_unreadable_trust_anchor_names_its_setting(name: str, tmp_path: Path)
     with pytest.raises(BadConfiguration) as raised:
         trust_context(ca_file, environ)
     assert raised.value.data["invalid"] == [name]
+
+
+def test_an_upstream_that_echoes_the_request_leaks_no_piece_of_token_or_app_key() -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJwcmltYXJ5c2lkIjoidXNlcm1hbiJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+    app_key = "appkey-echo-5e6f7a8b"
+    REDACTOR.register(app_key)  # load_settings does this for CIRCLE_APP_KEY
+    REDACTOR.register_transient(token)  # the TokenProvider does this for every token
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        seen = f"{request.headers['authorization']} with key {request.headers['x-circle-appkey']} "
+        return httpx.Response(500, json={"Status": {"Result": False, "Message": "x" * 480 + seen * 3}})
+
+    async def scenario() -> CircleOperationFailed:
+        client = ServiceClient("http://circle.test", app_key, timeout=5, transport=httpx.MockTransport(echo))
+        try:
+            await client.enum_circles(token)
+        except CircleOperationFailed as exc:
+            return exc
+        finally:
+            await client.aclose()
+        raise AssertionError("expected -33004")
+
+    error = asyncio.run(scenario())
+    text = json.dumps(error.wire_data()) + error.message
+    for value in (token, app_key):
+        for start in range(len(value) - 7):
+            assert value[start : start + 8] not in text
