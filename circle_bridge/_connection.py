@@ -77,6 +77,10 @@ class Connection:
         protocol.gate = self.lifecycle.gate
         register_lifecycle(self.server, self.lifecycle, parse_params, _initialize_result, self._others_answered)
         register_circle_methods(self.server, session, build_document)
+        # CIRCLE_TOKEN_SOURCE=client: the session asks every initialized connection for a token
+        self._stop_token_needed = session.on_token_needed(
+            lambda params: self.protocol.notify("circle/tokenNeeded", params) if self.lifecycle.initialized else None
+        )
         registered = set(self.server.protocol.fm.features)
         assert registered | {"$/cancelRequest"} == {m.name for m in METHODS}, "protocol and handlers disagree"
 
@@ -138,6 +142,7 @@ class Connection:
             self.close(1)
         finally:
             closed.cancel()
+            self._stop_token_needed()
             self.lifecycle.stop()
             for future in list(self.protocol._request_futures.values()):
                 future.cancel()

@@ -13,6 +13,7 @@ from pygls.server import JsonRPCServer
 
 from ._errors import InvalidParams
 from ._protocol import (
+    CircleInitializeParams,
     CircleInitializeResult,
     EnumTopicsParams,
     IsServiceRunningResult,
@@ -53,12 +54,20 @@ def register_circle_methods(server: JsonRPCServer, session: Session, discover: C
     @server.feature("circle/isServiceRunning")
     async def is_service_running(params: Any) -> IsServiceRunningResult:
         parse_params(params, NoParams)
-        return IsServiceRunningResult(running=await session.is_service_running(), service_url=session.service_url)
+        probe = await session.probe_service()
+        return IsServiceRunningResult(
+            running=probe.running,
+            service_url=session.service_url,
+            tls_problem=probe.tls_problem if probe.tls_problem is not None else msgspec.UNSET,
+        )
 
     @server.feature("circle/initialize")
     async def circle_initialize(params: Any) -> CircleInitializeResult:
-        parse_params(params, NoParams)
-        auth = await session.ensure_authorized()
+        p = parse_params(params, CircleInitializeParams)
+        if p.token:
+            auth = await session.accept_client_token(p.token)
+        else:
+            auth = await session.ensure_authorized()
         return CircleInitializeResult(
             authorized=True, end_user_id=auth.end_user_id, expires_in=round(auth.expires_in, 3)
         )

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from ._errors import CATALOGUE, ErrorSpec
-from ._protocol import METHODS, PROTOCOL_VERSION, Method
+from ._protocol import METHODS, PROTOCOL_VERSION, SERVER_NOTIFICATIONS, Method
 from ._version import __version__
 
 REF = "#/components/schemas/{name}"
@@ -90,7 +90,8 @@ def _normalise_descriptions(node: Any) -> Any:
 
 @cache
 def build_document() -> dict[str, Any]:
-    types = [m.params for m in METHODS if m.params] + [m.result for m in METHODS if m.result]
+    every = (*METHODS, *SERVER_NOTIFICATIONS)
+    types = [m.params for m in every if m.params] + [m.result for m in every if m.result]
     _, raw = msgspec.json.schema_components(sorted(set(types), key=lambda t: t.__name__), ref_template=REF)
     components: dict[str, Any] = _normalise_descriptions(raw)
     return {
@@ -106,6 +107,10 @@ def build_document() -> dict[str, Any]:
             "license": {"name": "MIT"},
         },
         "methods": [_method(m, components) for m in METHODS],
+        # OpenRPC describes calls to the server only; what the server sends is an extension
+        "x-server-notifications": [
+            {**_method(n, components), "x-direction": "serverToClient"} for n in SERVER_NOTIFICATIONS
+        ],
         "components": {
             "schemas": components,
             "errors": {
@@ -124,7 +129,7 @@ def build_document() -> dict[str, Any]:
             "batches": False,
         },
         "x-notifications": {
-            "serverToClient": [],
+            "serverToClient": [n.name for n in SERVER_NOTIFICATIONS],
             "clientToServer": [m.name for m in METHODS if m.kind == "notification"],
         },
     }

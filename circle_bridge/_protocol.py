@@ -24,6 +24,15 @@ PROTOCOL_VERSION = "1.0"
 anything is removed or changes meaning. See protocol/README.md, "Versioning"."""
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
+Observed = Annotated[
+    str,
+    Meta(
+        description="Observed from CircleService, not documented by Circle: may be absent.",
+        extra_json_schema={"x-observed": True},
+    ),
+]
+"""A field CircleService was seen to send but Circle does not document (circle-api.md §7): the
+schema marks it `"x-observed": true` so generated types can say "not guaranteed"."""
 
 
 class ClientInfo(Struct, rename="camel", omit_defaults=True):
@@ -70,9 +79,31 @@ class NoParams(Struct, forbid_unknown_fields=True):
     """This method takes no params: send `{}`, `null`, or omit `params`."""
 
 
-class IsServiceRunningResult(Struct, rename="camel"):
+class IsServiceRunningResult(Struct, rename="camel", omit_defaults=True):
     running: bool
     service_url: str
+    tls_problem: str | UnsetType = UNSET
+    """Present when the service answered over https with a certificate this machine does not trust
+    (or one made for another host name): it runs, but calls will fail with -33007 until it is."""
+
+
+class CircleInitializeParams(Struct, rename="camel", forbid_unknown_fields=True, omit_defaults=True):
+    """Optional: with `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user."""
+
+    token: Annotated[str, Meta(min_length=1)] | UnsetType = UNSET
+    """A Circle token (a JWT) from your backend. Only with `CIRCLE_TOKEN_SOURCE=client`; any other
+    source answers -33007."""
+
+
+class TokenNeededParams(Struct, rename="camel"):
+    """Sent by the bridge (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client`
+    and it needs a new token: answer with `circle/initialize {token}`."""
+
+    reason: Literal["missing", "expiring", "expired"]
+    """`missing`: no token yet; `expiring`: the current one is in its last fifth of life (calls still
+    work); `expired`: calls fail with -33020 until a token arrives."""
+    expires_in: float
+    """Seconds the current token is still valid for (0 when missing or expired)."""
 
 
 class CircleInitializeResult(Struct, rename="camel"):
@@ -84,11 +115,12 @@ class CircleInitializeResult(Struct, rename="camel"):
 
 class CircleInfo(Struct, rename="camel", omit_defaults=True):
     """A circle as CircleService describes it. Only `circleId` is documented by Circle; every other
-    field CircleService sends is passed on, camelCased."""
+    field CircleService sends is passed on, camelCased. Fields marked `x-observed` (and any other,
+    such as `memberCount`) were seen in replies but are not guaranteed."""
 
     circle_id: str
-    circle_name: str | UnsetType = UNSET
-    circle_description: str | UnsetType = UNSET
+    circle_name: Observed | UnsetType = UNSET
+    circle_description: Observed | UnsetType = UNSET
 
 
 class EnumCirclesResult(Struct):
@@ -101,11 +133,12 @@ class EnumTopicsParams(Struct, rename="camel", forbid_unknown_fields=True):
 
 class TopicInfo(Struct, rename="camel", omit_defaults=True):
     """A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService
-    sends is passed on, camelCased."""
+    sends is passed on, camelCased. Fields marked `x-observed` were seen in replies but are not
+    guaranteed."""
 
     topic_id: str
-    topic_name: str | UnsetType = UNSET
-    topic_description: str | UnsetType = UNSET
+    topic_name: Observed | UnsetType = UNSET
+    topic_description: Observed | UnsetType = UNSET
 
 
 class EnumTopicsResult(Struct):
@@ -218,8 +251,10 @@ METHODS: tuple[Method, ...] = (
     Method(
         "circle/isServiceRunning",
         "Is the local CircleService reachable?",
-        "Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no "
-        "credentials and never fails for a dead service: it answers `running: false`.",
+        "Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does "
+        "an https service whose certificate this machine does not trust: `running: true` with a "
+        "`tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: "
+        "it answers `running: false`.",
         NoParams,
         IsServiceRunningResult,
         examples=(Example("running", {}, {"running": True, "serviceUrl": "http://127.0.0.1:31415"}),),
@@ -229,10 +264,14 @@ METHODS: tuple[Method, ...] = (
         "Get a token and authorize with CircleService.",
         "Idempotent: the session is shared by every connection of this bridge, so a second call (or a "
         "second app) costs no token round trip. Other circle/* calls initialize on demand, so calling "
-        "this first is optional; it is the place to surface configuration and credential errors early.",
-        NoParams,
+        "this first is optional; it is the place to surface configuration and credential errors early. "
+        "With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, "
+        "and again whenever the bridge sends `circle/tokenNeeded`.",
+        CircleInitializeParams,
         CircleInitializeResult,
-        errors=_UPSTREAM_ERRORS,
+        errors=(*_UPSTREAM_ERRORS, E.TOKEN_NEEDED),
+        # examples replay against the emulator with the default (secret) source; the client source
+        # is shown in the README, "Where the Secret lives"
         examples=(Example("authorize", {}, {"authorized": True, "endUserId": "userman", "expiresIn": 599.5}),),
     ),
     Method(
@@ -241,7 +280,7 @@ METHODS: tuple[Method, ...] = (
         "An empty list means the user has no circle yet.",
         NoParams,
         EnumCirclesResult,
-        errors=(*_UPSTREAM_ERRORS, E.CIRCLE_OPERATION_FAILED),
+        errors=(*_UPSTREAM_ERRORS, E.CIRCLE_OPERATION_FAILED, E.TOKEN_NEEDED),
         examples=(
             Example(
                 "circles",
@@ -256,7 +295,7 @@ METHODS: tuple[Method, ...] = (
         "An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`.",
         EnumTopicsParams,
         EnumTopicsResult,
-        errors=(*_UPSTREAM_ERRORS, E.CIRCLE_OPERATION_FAILED),
+        errors=(*_UPSTREAM_ERRORS, E.CIRCLE_OPERATION_FAILED, E.TOKEN_NEEDED),
         examples=(
             Example(
                 "topics",
@@ -281,3 +320,19 @@ METHODS: tuple[Method, ...] = (
 )
 
 METHODS_BY_NAME: dict[str, Method] = {m.name: m for m in METHODS}
+
+SERVER_NOTIFICATIONS: tuple[Method, ...] = (
+    Method(
+        "circle/tokenNeeded",
+        "The bridge needs a token from the client (`CIRCLE_TOKEN_SOURCE=client`).",
+        "Server to client, a notification. Sent to every initialized connection when no token is "
+        "there yet, when the current one enters its last fifth of life, and when it has expired; "
+        "each reason once per token. Get a token from your backend and send `circle/initialize` "
+        "with `{token}`. Until then calls that need a token fail with -33020.",
+        TokenNeededParams,
+        None,
+        kind="notification",
+        examples=(Example("expiring", {"reason": "expiring", "expiresIn": 118.5}),),
+    ),
+)
+"""Notifications the bridge sends to clients; not part of the dispatch table."""

@@ -27,12 +27,24 @@ from ._redaction import RedactingFilter
 from ._version import __version__
 
 
+def _open_log_file(path: str) -> logging.Handler:
+    """The log file, created 0600 (it may hold upstream messages and user ids); BadConfiguration
+    naming the setting when it cannot be written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # it may have existed with looser permissions
+        finally:
+            os.close(fd)
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise BadConfiguration(
+            f"cannot write CIRCLE_BRIDGE_LOG_FILE {path}: {exc.strerror}", invalid=["CIRCLE_BRIDGE_LOG_FILE"]
+        ) from None
+
+
 def _setup_logging(settings: Settings) -> None:
-    handler: logging.Handler
-    if settings.log_file:
-        handler = logging.FileHandler(settings.log_file, encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(sys.stderr)
+    handler = _open_log_file(settings.log_file) if settings.log_file else logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -68,7 +80,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
         emulator = Emulator().start()
         settings = load_settings({**_cli_overrides(args), **emulator_settings(emulator.describe())})
-    _setup_logging(settings)
+    try:
+        _setup_logging(settings)
+    except BadConfiguration as exc:
+        sys.stderr.write(f"circle-bridge: {exc.message}\n")
+        if emulator is not None:
+            emulator.stop()
+        return 2
     if sys.stdin.isatty():
         # a person ran it in a terminal: without this it looks hung
         sys.stderr.write(
@@ -112,6 +130,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     found = "found" if settings.config_file else "not found"
     print(f"config file: {searched} ({found})")
     print(json.dumps(settings.masked(), indent=2))
+    # which source, never its contents (the command, URL and header stay masked above)
+    print(f"token source: {settings.effective_token_source}")
     missing = settings.missing_credentials()
     print("credentials: " + ("complete" if not missing else "missing " + ", ".join(missing)))
     return 0 if not missing else 1
@@ -188,10 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["emulator"]:
-        from .emulator import main_cli
+    try:
+        if argv[:1] == ["emulator"]:
+            from .emulator import main_cli
 
-        return main_cli(argv[1:], prog="circle-bridge emulator", formats={"env": _emulator_env})
-    args = build_parser().parse_args(argv)
-    code: int = args.func(args)
-    return code
+            return main_cli(argv[1:], prog="circle-bridge emulator", formats={"env": _emulator_env})
+        args = build_parser().parse_args(argv)
+        code: int = args.func(args)
+        return code
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("uvicorn", "httptools"):
+            raise
+        sys.stderr.write(f"circle-bridge: {exc.msg}\n")  # `emulator`, `serve --emulator` and `demo` need the extra
+        return 2

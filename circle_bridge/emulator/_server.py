@@ -215,7 +215,9 @@ class Emulator:
         self.credentials: Credentials = self.config.credentials[0]
         self.faults = Faults()
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
-        self._authority = TokenAuthority(self.config.token_ttl)
+        self._authority = TokenAuthority(
+            self.config.token_ttl, bind_app_key=bool(self.config.bind_app_key), exact_nbf=bool(self.config.exact_nbf)
+        )
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -1,6 +1,7 @@
 """The local CircleService port (circle-api.md §3).
 
-``GET /`` answers 200 (any answer means "running", §3.2). Every ``/v1/*`` call is a POST with a
+``GET /`` answers 200 with a short text (any answer means "running", §3.2; the seed says "a
+simple text message"). Every ``/v1/*`` call is a POST with a
 JSON object body (§3.3) and is checked in this order:
 
 1. unknown path 404, other method 405 (``Allow: POST``);
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._asgi import TEXT, Receive, Reply, Scope, Send, decode_json, header, read_body
+from ._asgi import JSON, TEXT, Receive, Reply, Scope, Send, decode_json, header, read_body
 from ._config import EmulatorConfig, Faults
 from ._seed import NESTED_KEYS, SEED_CIRCLES
 from ._tokens import TokenAuthority, TokenError
@@ -40,7 +41,7 @@ def _status(message: str) -> dict[str, object]:
     return {"Result": False, "Message": message}
 
 
-_RUNNING = Reply.json(200, {"Running": True, "Version": VERSION})
+_RUNNING = Reply(200, f"CircleService is running ({VERSION})".encode(), TEXT)
 _NOT_FOUND = Reply.json(404, {"Status": _status("Not found")})
 _POST_ONLY = Reply.json(405, {"Status": _status("Method not allowed")}, extra=((b"allow", b"POST"),))
 _GET_ONLY = Reply.json(405, {"Status": _status("Method not allowed")}, extra=((b"allow", b"GET"),))
@@ -96,6 +97,7 @@ class ServiceApp:
         self._faults = faults
         self._stats = stats
         self._app_keys = frozenset(c.app_key.encode("utf-8") for c in config.credentials)
+        self._numeric_result = config.status_result == "number"
         # path -> (stats counter, handler); None marks /v1/authorize, which needs no Bearer.
         self._routes: dict[str, tuple[str, _Handler | None]] = {
             "/v1/authorize": ("authorize", None),
@@ -118,6 +120,8 @@ class ServiceApp:
             reply = _NOT_FOUND
         if reply.status == 401:
             self._stats["unauthorized"] += 1
+        if self._numeric_result and reply.content_type == JSON:
+            reply = _with_numeric_result(reply)
         await reply.send(send)
 
     async def _call(self, scope: Scope, receive: Receive, counter: str, handler: _Handler | None) -> Reply:
@@ -156,6 +160,19 @@ class ServiceApp:
         except TokenError as exc:
             return Reply.json(401, {"Status": _status(str(exc))})
         return _AUTHORIZED
+
+
+def _with_numeric_result(reply: Reply) -> Reply:
+    """``status_result="number"``: ``Status.Result`` as 1 or 0, a truthy value that is not a JSON
+    boolean (circle-api.md §7: callers test truthiness only)."""
+    try:
+        body = decode_json(reply.body)
+    except ValueError:  # the serviceMalformed fault: left as it is
+        return reply
+    status = body.get("Status") if isinstance(body, dict) else None
+    if isinstance(status, dict) and isinstance(status.get("Result"), bool):
+        body = {**body, "Status": {**status, "Result": int(status["Result"])}}
+    return Reply.json(reply.status, body)
 
 
 def _bearer(scope: Scope) -> bytes:

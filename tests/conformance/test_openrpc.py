@@ -230,6 +230,10 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
             seen[await code_of(unconfigured.client, "circle/initialize", {})] = "no credentials"
             await unconfigured.client.close()
 
+            tokenless = await start_bridge(bridge_env(emulator, CIRCLE_TOKEN_SOURCE="client"))
+            seen[await code_of(tokenless.client, "circle/enumCircles", {})] = "client source, no token yet"
+            await tokenless.client.close()
+
         run(scenario())
     documented = {e["code"]: e for e in SPEC["components"]["errors"].values()}
     assert set(seen) == set(documented) - {-32603}, seen

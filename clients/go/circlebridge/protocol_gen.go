@@ -63,7 +63,9 @@ const (
 	CodeServiceNotRunning int = -33001
 	// CodeTokenRequestFailed (-33002, "Circle token request failed"): The Circle cloud token endpoint
 	// refused or failed the signed token request. Check the credentials and the clock;
-	// `data.httpStatus` has the status.
+	// `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature,
+	// an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to
+	// check.
 	CodeTokenRequestFailed int = -33002
 	// CodeAuthorizationRejected (-33003, "CircleService rejected the authorization"): CircleService
 	// did not accept the token, even after one fresh token.
@@ -71,8 +73,9 @@ const (
 	// CodeCircleOperationFailed (-33004, "Circle operation failed"): CircleService answered
 	// `Status.Result: false` or an HTTP error; `data.upstreamMessage` carries its `Status.Message`.
 	CodeCircleOperationFailed int = -33004
-	// CodeUpstreamMalformed (-33005, "Malformed reply from upstream"): The token endpoint or
-	// CircleService answered with a body of the wrong shape.
+	// CodeUpstreamMalformed (-33005, "Malformed reply from upstream"): The token endpoint, the token
+	// source or CircleService answered with a body of the wrong shape, one larger than
+	// `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.
 	CodeUpstreamMalformed int = -33005
 	// CodeUpstreamTimeout (-33006, "Upstream timed out"): The token endpoint or CircleService did not
 	// answer within the configured timeout.
@@ -80,6 +83,11 @@ const (
 	// CodeBadConfiguration (-33007, "circle-bridge is not configured"): A required setting is missing
 	// or invalid; `data.missing` names the settings.
 	CodeBadConfiguration int = -33007
+	// CodeTokenNeeded (-33020, "A token is needed from the client"): With `CIRCLE_TOKEN_SOURCE=client`
+	// the bridge has no valid token: get one from your backend and send `circle/initialize` with
+	// `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this
+	// code until a token arrives.
+	CodeTokenNeeded int = -33020
 )
 
 // codeNames maps each catalogue code to its stable name.
@@ -98,6 +106,7 @@ var codeNames = map[int]string{
 	-33005: "UpstreamMalformed",
 	-33006: "UpstreamTimeout",
 	-33007: "BadConfiguration",
+	-33020: "TokenNeeded",
 }
 
 // codeRetryable maps each catalogue code to its default retry hint.
@@ -116,6 +125,7 @@ var codeRetryable = map[int]bool{
 	-33005: true,
 	-33006: true,
 	-33007: false,
+	-33020: true,
 }
 
 // CancelParams is the protocol's CancelParams object.
@@ -145,12 +155,17 @@ func (c *CancelParams) UnmarshalJSON(data []byte) error {
 
 // CircleInfo is the protocol's CircleInfo object. A circle as CircleService describes it. Only
 // `circleId` is documented by Circle; every other field CircleService sends is passed on,
-// camelCased.
+// camelCased. Fields marked `x-observed` (and any other, such as `memberCount`) were seen in
+// replies but are not guaranteed.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type CircleInfo struct {
-	CircleID          string                     `json:"circleId"`
-	CircleName        string                     `json:"circleName,omitempty"`
+	CircleID string `json:"circleId"`
+	// Observed from CircleService, not documented by Circle: may be absent. Observed in CircleService
+	// replies, not documented by Circle; do not rely on it.
+	CircleName string `json:"circleName,omitempty"`
+	// Observed from CircleService, not documented by Circle: may be absent. Observed in CircleService
+	// replies, not documented by Circle; do not rely on it.
 	CircleDescription string                     `json:"circleDescription,omitempty"`
 	Extra             map[string]json.RawMessage `json:"-"`
 }
@@ -185,6 +200,32 @@ func (c *CircleInfo) UnmarshalJSON(data []byte) error {
 func (c CircleInfo) MarshalJSON() ([]byte, error) {
 	type plain CircleInfo // the same fields without these methods
 	return marshalWithExtra(plain(c), c.Extra, []string{"circleId", "circleName", "circleDescription"})
+}
+
+// CircleInitializeParams is the protocol's CircleInitializeParams object. Optional: with
+// `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user.
+type CircleInitializeParams struct {
+	Token string `json:"token,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of CircleInitializeParams exactly as spelled in the protocol.
+func (c *CircleInitializeParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "CircleInitializeParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out CircleInitializeParams
+	if err := takeField(fields, "CircleInitializeParams", "token", false, &out.Token); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "CircleInitializeParams"); err != nil {
+		return err
+	}
+	*c = out
+	return nil
 }
 
 // CircleInitializeResult is the protocol's CircleInitializeResult object.
@@ -448,6 +489,7 @@ func (i InitializeResult) MarshalJSON() ([]byte, error) {
 type IsServiceRunningResult struct {
 	Running    bool                       `json:"running"`
 	ServiceURL string                     `json:"serviceUrl"`
+	TlsProblem string                     `json:"tlsProblem,omitempty"`
 	Extra      map[string]json.RawMessage `json:"-"`
 }
 
@@ -467,6 +509,9 @@ func (i *IsServiceRunningResult) UnmarshalJSON(data []byte) error {
 	if err := takeField(fields, "IsServiceRunningResult", "serviceUrl", true, &out.ServiceURL); err != nil {
 		return err
 	}
+	if err := takeField(fields, "IsServiceRunningResult", "tlsProblem", false, &out.TlsProblem); err != nil {
+		return err
+	}
 	if len(fields) > 0 {
 		out.Extra = fields
 	}
@@ -477,7 +522,7 @@ func (i *IsServiceRunningResult) UnmarshalJSON(data []byte) error {
 // MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
 func (i IsServiceRunningResult) MarshalJSON() ([]byte, error) {
 	type plain IsServiceRunningResult // the same fields without these methods
-	return marshalWithExtra(plain(i), i.Extra, []string{"running", "serviceUrl"})
+	return marshalWithExtra(plain(i), i.Extra, []string{"running", "serviceUrl", "tlsProblem"})
 }
 
 // NoParams is the protocol's NoParams object. This method takes no params: send `{}`, `null`, or
@@ -581,13 +626,58 @@ func (s ServerInfo) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(s), s.Extra, []string{"name", "version"})
 }
 
+// TokenNeededParams is the protocol's TokenNeededParams object. Sent by the bridge
+// (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client` and it needs a new
+// token: answer with `circle/initialize {token}`.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type TokenNeededParams struct {
+	Reason    json.RawMessage            `json:"reason"`
+	ExpiresIn float64                    `json:"expiresIn"`
+	Extra     map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of TokenNeededParams exactly as spelled in the protocol.
+func (t *TokenNeededParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "TokenNeededParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out TokenNeededParams
+	if err := takeField(fields, "TokenNeededParams", "reason", true, &out.Reason); err != nil {
+		return err
+	}
+	if err := takeField(fields, "TokenNeededParams", "expiresIn", true, &out.ExpiresIn); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*t = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (t TokenNeededParams) MarshalJSON() ([]byte, error) {
+	type plain TokenNeededParams // the same fields without these methods
+	return marshalWithExtra(plain(t), t.Extra, []string{"reason", "expiresIn"})
+}
+
 // TopicInfo is the protocol's TopicInfo object. A topic of a circle. Only `topicId` is documented
-// by Circle; every other field CircleService sends is passed on, camelCased.
+// by Circle; every other field CircleService sends is passed on, camelCased. Fields marked
+// `x-observed` were seen in replies but are not guaranteed.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type TopicInfo struct {
-	TopicID          string                     `json:"topicId"`
-	TopicName        string                     `json:"topicName,omitempty"`
+	TopicID string `json:"topicId"`
+	// Observed from CircleService, not documented by Circle: may be absent. Observed in CircleService
+	// replies, not documented by Circle; do not rely on it.
+	TopicName string `json:"topicName,omitempty"`
+	// Observed from CircleService, not documented by Circle: may be absent. Observed in CircleService
+	// replies, not documented by Circle; do not rely on it.
 	TopicDescription string                     `json:"topicDescription,omitempty"`
 	Extra            map[string]json.RawMessage `json:"-"`
 }
@@ -631,8 +721,10 @@ type CircleService struct {
 
 // IsServiceRunning calls circle/isServiceRunning: Is the local CircleService reachable?
 //
-// Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no
-// credentials and never fails for a dead service: it answers `running: false`.
+// Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does
+// an https service whose certificate this machine does not trust: `running: true` with a
+// `tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: it
+// answers `running: false`.
 func (s *CircleService) IsServiceRunning(ctx context.Context) (*IsServiceRunningResult, error) {
 	var result IsServiceRunningResult
 	if err := s.c.Call(ctx, MethodCircleIsServiceRunning, nil, &result); err != nil {
@@ -646,12 +738,14 @@ func (s *CircleService) IsServiceRunning(ctx context.Context) (*IsServiceRunning
 // Idempotent: the session is shared by every connection of this bridge, so a second call (or a
 // second app) costs no token round trip. Other circle/* calls initialize on demand, so calling
 // this first is optional; it is the place to surface configuration and credential errors early.
+// With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, and
+// again whenever the bridge sends `circle/tokenNeeded`.
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
-// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration.
-func (s *CircleService) Initialize(ctx context.Context) (*CircleInitializeResult, error) {
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded.
+func (s *CircleService) Initialize(ctx context.Context, params CircleInitializeParams) (*CircleInitializeResult, error) {
 	var result CircleInitializeResult
-	if err := s.c.Call(ctx, MethodCircleInitialize, nil, &result); err != nil {
+	if err := s.c.Call(ctx, MethodCircleInitialize, params, &result); err != nil {
 		return nil, err
 	}
 	return &result, nil
@@ -662,7 +756,8 @@ func (s *CircleService) Initialize(ctx context.Context) (*CircleInitializeResult
 // An empty list means the user has no circle yet.
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
-// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed,
+// CodeTokenNeeded.
 func (s *CircleService) EnumCircles(ctx context.Context) (*EnumCirclesResult, error) {
 	var result EnumCirclesResult
 	if err := s.c.Call(ctx, MethodCircleEnumCircles, nil, &result); err != nil {
@@ -676,7 +771,8 @@ func (s *CircleService) EnumCircles(ctx context.Context) (*EnumCirclesResult, er
 // An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`.
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
-// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed,
+// CodeTokenNeeded.
 func (s *CircleService) EnumTopics(ctx context.Context, params EnumTopicsParams) (*EnumTopicsResult, error) {
 	var result EnumTopicsResult
 	if err := s.c.Call(ctx, MethodCircleEnumTopics, params, &result); err != nil {

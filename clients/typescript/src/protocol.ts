@@ -24,18 +24,20 @@ export const ErrorCodes = {
   RequestCancelled: -32800,
   /** CircleService is not running: No connection to the local CircleService. Start it (or install it) and retry. Retryable. */
   ServiceNotRunning: -33001,
-  /** Circle token request failed: The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. Retryable. */
+  /** Circle token request failed: The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to check. Retryable. */
   TokenRequestFailed: -33002,
   /** CircleService rejected the authorization: CircleService did not accept the token, even after one fresh token. Retryable. */
   AuthorizationRejected: -33003,
   /** Circle operation failed: CircleService answered `Status.Result: false` or an HTTP error; `data.upstreamMessage` carries its `Status.Message`. */
   CircleOperationFailed: -33004,
-  /** Malformed reply from upstream: The token endpoint or CircleService answered with a body of the wrong shape. Retryable. */
+  /** Malformed reply from upstream: The token endpoint, the token source or CircleService answered with a body of the wrong shape, one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply. Retryable. */
   UpstreamMalformed: -33005,
   /** Upstream timed out: The token endpoint or CircleService did not answer within the configured timeout. Retryable. */
   UpstreamTimeout: -33006,
   /** circle-bridge is not configured: A required setting is missing or invalid; `data.missing` names the settings. */
   BadConfiguration: -33007,
+  /** A token is needed from the client: With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this code until a token arrives. Retryable. */
+  TokenNeeded: -33020,
 } as const;
 
 /** A catalogue name, e.g. `CircleOperationFailed`. */
@@ -102,7 +104,7 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
   TokenRequestFailed: {
     code: -33002,
     message: "Circle token request failed",
-    meaning: "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status.",
+    meaning: "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to check.",
     retryable: true,
   },
   AuthorizationRejected: {
@@ -120,7 +122,7 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
   UpstreamMalformed: {
     code: -33005,
     message: "Malformed reply from upstream",
-    meaning: "The token endpoint or CircleService answered with a body of the wrong shape.",
+    meaning: "The token endpoint, the token source or CircleService answered with a body of the wrong shape, one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.",
     retryable: true,
   },
   UpstreamTimeout: {
@@ -135,12 +137,23 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
     meaning: "A required setting is missing or invalid; `data.missing` names the settings.",
     retryable: false,
   },
+  TokenNeeded: {
+    code: -33020,
+    message: "A token is needed from the client",
+    meaning: "With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this code until a token arrives.",
+    retryable: true,
+  },
 };
 
 // Schemas (components.schemas).
 
 export interface CancelParams {
   id: number | string;
+}
+
+/** Optional: with `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user. */
+export interface CircleInitializeParams {
+  token?: string;
 }
 
 export interface CircleInitializeResult {
@@ -155,10 +168,12 @@ export interface EnumCirclesResult {
   [key: string]: unknown;
 }
 
-/** A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased. */
+/** A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` (and any other, such as `memberCount`) were seen in replies but are not guaranteed. */
 export interface CircleInfo {
   circleId: string;
+  /** Observed from CircleService, not documented by Circle: may be absent. Observed in CircleService replies, not documented by Circle; do not rely on it. */
   circleName?: string;
+  /** Observed from CircleService, not documented by Circle: may be absent. Observed in CircleService replies, not documented by Circle; do not rely on it. */
   circleDescription?: string;
   [key: string]: unknown;
 }
@@ -172,10 +187,12 @@ export interface EnumTopicsResult {
   [key: string]: unknown;
 }
 
-/** A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased. */
+/** A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` were seen in replies but are not guaranteed. */
 export interface TopicInfo {
   topicId: string;
+  /** Observed from CircleService, not documented by Circle: may be absent. Observed in CircleService replies, not documented by Circle; do not rely on it. */
   topicName?: string;
+  /** Observed from CircleService, not documented by Circle: may be absent. Observed in CircleService replies, not documented by Circle; do not rely on it. */
   topicDescription?: string;
   [key: string]: unknown;
 }
@@ -217,11 +234,19 @@ export interface ServerCapabilities {
 export interface IsServiceRunningResult {
   running: boolean;
   serviceUrl: string;
+  tlsProblem?: string;
   [key: string]: unknown;
 }
 
 /** This method takes no params: send `{}`, `null`, or omit `params`. */
 export type NoParams = Record<string, never>;
+
+/** Sent by the bridge (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client` and it needs a new token: answer with `circle/initialize {token}`. */
+export interface TokenNeededParams {
+  reason: "expired" | "expiring" | "missing";
+  expiresIn: number;
+  [key: string]: unknown;
+}
 
 /** An OpenRPC document (https://spec.open-rpc.org/); only the fields clients commonly read are typed. */
 export interface OpenRpcDocument {
@@ -240,13 +265,13 @@ export interface Requests {
   "shutdown": { params: NoParams; result: null };
   /** This protocol's OpenRPC document. Returns the same document as protocol/circle-bridge.openrpc.json. Allowed before `initialize`. */
   "rpc.discover": { params: NoParams; result: OpenRpcDocument };
-  /** Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no credentials and never fails for a dead service: it answers `running: false`. */
+  /** Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does an https service whose certificate this machine does not trust: `running: true` with a `tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: it answers `running: false`. */
   "circle/isServiceRunning": { params: NoParams; result: IsServiceRunningResult };
-  /** Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration. */
-  "circle/initialize": { params: NoParams; result: CircleInitializeResult };
-  /** List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, and again whenever the bridge sends `circle/tokenNeeded`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded. */
+  "circle/initialize": { params: CircleInitializeParams; result: CircleInitializeResult };
+  /** List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed, TokenNeeded. */
   "circle/enumCircles": { params: NoParams; result: EnumCirclesResult };
-  /** List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed, TokenNeeded. */
   "circle/enumTopics": { params: EnumTopicsParams; result: EnumTopicsResult };
 }
 
@@ -283,12 +308,12 @@ export const NOTIFICATION_METHODS: readonly NotificationMethod[] = [
 
 /** The `circle/*` methods, one wrapper per protocol method, named after it. */
 export interface CircleMethods {
-  /** `circle/isServiceRunning`: Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no credentials and never fails for a dead service: it answers `running: false`. */
+  /** `circle/isServiceRunning`: Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does an https service whose certificate this machine does not trust: `running: true` with a `tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: it answers `running: false`. */
   isServiceRunning(token?: CancellationToken): Promise<IsServiceRunningResult>;
-  /** `circle/initialize`: Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration. */
-  initialize(token?: CancellationToken): Promise<CircleInitializeResult>;
-  /** `circle/enumCircles`: List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** `circle/initialize`: Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, and again whenever the bridge sends `circle/tokenNeeded`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded. */
+  initialize(params: CircleInitializeParams, token?: CancellationToken): Promise<CircleInitializeResult>;
+  /** `circle/enumCircles`: List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed, TokenNeeded. */
   enumCircles(token?: CancellationToken): Promise<EnumCirclesResult>;
-  /** `circle/enumTopics`: List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** `circle/enumTopics`: List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed, TokenNeeded. */
   enumTopics(params: EnumTopicsParams, token?: CancellationToken): Promise<EnumTopicsResult>;
 }

@@ -50,6 +50,7 @@ M.error_codes = {
   UpstreamMalformed = -33005,
   UpstreamTimeout = -33006,
   BadConfiguration = -33007,
+  TokenNeeded = -33020,
 }
 
 --- Catalogue names by error code.
@@ -68,6 +69,7 @@ M.error_names = {
   [-33005] = "UpstreamMalformed",
   [-33006] = "UpstreamTimeout",
   [-33007] = "BadConfiguration",
+  [-33020] = "TokenNeeded",
 }
 
 --- The catalogue entry (message, meaning, retryable) by catalogue name.
@@ -123,7 +125,7 @@ M.errors = {
   TokenRequestFailed = {
     code = -33002,
     message = "Circle token request failed",
-    meaning = "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status.",
+    meaning = "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to check.",
     retryable = true,
   },
   AuthorizationRejected = {
@@ -141,7 +143,7 @@ M.errors = {
   UpstreamMalformed = {
     code = -33005,
     message = "Malformed reply from upstream",
-    meaning = "The token endpoint or CircleService answered with a body of the wrong shape.",
+    meaning = "The token endpoint, the token source or CircleService answered with a body of the wrong shape, one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.",
     retryable = true,
   },
   UpstreamTimeout = {
@@ -156,12 +158,22 @@ M.errors = {
     meaning = "A required setting is missing or invalid; `data.missing` names the settings.",
     retryable = false,
   },
+  TokenNeeded = {
+    code = -33020,
+    message = "A token is needed from the client",
+    meaning = "With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this code until a token arrives.",
+    retryable = true,
+  },
 }
 
 -- LuaLS annotations for the schemas in components.schemas.
 
 ---@class circle_bridge.CancelParams
 ---@field id integer|string
+
+--- Optional: with `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user.
+---@class circle_bridge.CircleInitializeParams
+---@field token? string
 
 ---@class circle_bridge.CircleInitializeResult
 ---@field authorized boolean
@@ -173,11 +185,11 @@ M.errors = {
 ---@field circles circle_bridge.CircleInfo[]
 ---@field [string] any
 
---- A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
+--- A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` (and any other, such as `memberCount`) were seen in replies but are not guaranteed.
 ---@class circle_bridge.CircleInfo
 ---@field circleId string
----@field circleName? string
----@field circleDescription? string
+---@field circleName? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field circleDescription? string Observed in CircleService replies, not documented by Circle; do not rely on it.
 ---@field [string] any
 
 ---@class circle_bridge.EnumTopicsParams
@@ -187,11 +199,11 @@ M.errors = {
 ---@field topics circle_bridge.TopicInfo[]
 ---@field [string] any
 
---- A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
+--- A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` were seen in replies but are not guaranteed.
 ---@class circle_bridge.TopicInfo
 ---@field topicId string
----@field topicName? string
----@field topicDescription? string
+---@field topicName? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field topicDescription? string Observed in CircleService replies, not documented by Circle; do not rely on it.
 ---@field [string] any
 
 --- LSP-style `initialize` params. Other LSP fields (rootUri, capabilities, ...) are accepted and ignored, so stock LSP clients can connect.
@@ -226,9 +238,16 @@ M.errors = {
 ---@class circle_bridge.IsServiceRunningResult
 ---@field running boolean
 ---@field serviceUrl string
+---@field tlsProblem? string
 ---@field [string] any
 
 --- This method takes no params: send `{}`, `null`, or omit `params`.
 ---@class circle_bridge.NoParams
+
+--- Sent by the bridge (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client` and it needs a new token: answer with `circle/initialize {token}`.
+---@class circle_bridge.TokenNeededParams
+---@field reason any
+---@field expiresIn number
+---@field [string] any
 
 return M
