@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from ._errors import CATALOGUE, ErrorSpec
-from ._protocol import METHODS, PROTOCOL_VERSION, Method
+from ._protocol import METHODS, PROTOCOL_VERSION, SERVER_NOTIFICATIONS, Method
 from ._version import __version__
 
 REF = "#/components/schemas/{name}"
@@ -45,6 +45,8 @@ def _method(m: Method, schemas: dict[str, Any]) -> dict[str, Any]:
         "x-kind": m.kind,
         "x-allowed-before-initialize": m.before_initialize,
     }
+    if m.experimental:
+        doc["x-experimental"] = True
     if m.params is not None:
         doc["x-params-schema"] = {"$ref": REF.format(name=m.params.__name__)}
     if m.kind == "request":
@@ -91,6 +93,7 @@ def _normalise_descriptions(node: Any) -> Any:
 @cache
 def build_document() -> dict[str, Any]:
     types = [m.params for m in METHODS if m.params] + [m.result for m in METHODS if m.result]
+    types += [n.params for n in SERVER_NOTIFICATIONS]
     _, raw = msgspec.json.schema_components(sorted(set(types), key=lambda t: t.__name__), ref_template=REF)
     components: dict[str, Any] = _normalise_descriptions(raw)
     return {
@@ -124,7 +127,10 @@ def build_document() -> dict[str, Any]:
             "batches": False,
         },
         "x-notifications": {
-            "serverToClient": [],
+            "serverToClient": [n.name for n in SERVER_NOTIFICATIONS],
+            "serverToClientParams": {
+                n.name: {"$ref": REF.format(name=n.params.__name__)} for n in SERVER_NOTIFICATIONS
+            },
             "clientToServer": [m.name for m in METHODS if m.kind == "notification"],
         },
     }

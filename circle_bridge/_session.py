@@ -11,13 +11,21 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._config import Settings
 from ._errors import AuthorizationRejected, BadConfiguration
-from ._upstream import Identity, IssuedToken, ServiceClient, TokenEndpoint, Unauthorized
+from ._upstream import (
+    Identity,
+    IssuedToken,
+    OperationReply,
+    ServiceClient,
+    TokenEndpoint,
+    Unauthorized,
+    parse_service_paths,
+)
 
 log = logging.getLogger("circle_bridge.session")
 
@@ -194,6 +202,30 @@ class Session:
             lambda: self._with_token(lambda token: self._service.enum_topics(token, circle_id)),
         )
 
+    async def call(
+        self,
+        operation: str,
+        fields: Mapping[str, Any],
+        *,
+        extra_time: float = 0.0,
+        as_customer: bool = False,
+    ) -> OperationReply:
+        """Any other CircleService operation, authorized, with the one retry after a 401. Never
+        coalesced: a read must see every write that finished before it started.
+
+        ``as_customer`` adds ``customerId`` (the configured CustomerCode) and ``customerToken``: the
+        bearer token of this very call, which CircleService already holds, so nothing new leaves
+        the machine (createCircle, circle-api.md §3.5)."""
+
+        def once(token: str) -> Awaitable[OperationReply]:
+            body = dict(fields)
+            if as_customer:
+                body["customerId"] = self.identity.customer_id
+                body["customerToken"] = token
+            return self._service.call(token, operation, body, extra_time=extra_time)
+
+        return await self._with_token(once)
+
     async def aclose(self) -> None:
         await self._service.aclose()
         await self._endpoint.aclose()
@@ -210,13 +242,22 @@ def _verify(settings: Settings) -> ssl.SSLContext | bool:
         ) from None
 
 
+def _service_paths(settings: Settings) -> dict[str, str]:
+    try:
+        return parse_service_paths(settings.service_paths)
+    except ValueError as exc:
+        raise BadConfiguration(f"CIRCLE_SERVICE_PATHS: {exc}", invalid=["CIRCLE_SERVICE_PATHS"]) from None
+
+
 def open_session(settings: Settings) -> Session:
     """The process-wide session. Missing credentials do not stop the server: calls that need them
     fail with BadConfiguration naming the missing settings, `circle/isServiceRunning` still works."""
     config_error: BadConfiguration | None = None
+    paths: dict[str, str] = {}
     try:
         customer_id, app_key, end_user_id, secret = settings.require_credentials()
         verify = _verify(settings)
+        paths = _service_paths(settings)
     except BadConfiguration as exc:
         config_error = exc
         customer_id = settings.customer_id or ""
@@ -226,5 +267,5 @@ def open_session(settings: Settings) -> Session:
         verify = True
     identity = Identity(customer_id, app_key, end_user_id)
     endpoint = TokenEndpoint(settings.token_url, timeout=settings.token_timeout, nonce_unit=settings.nonce_unit)
-    service = ServiceClient(settings.service_url, app_key, timeout=settings.service_timeout, verify=verify)
+    service = ServiceClient(settings.service_url, app_key, timeout=settings.service_timeout, verify=verify, paths=paths)
     return Session(identity, secret, endpoint, service, config_error)

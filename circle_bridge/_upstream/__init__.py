@@ -9,17 +9,26 @@ from ._cloud import (
     parse_token_body,
     token_lifetime,
 )
-from ._service import ServiceClient, Unauthorized
+from ._service import (
+    EXPERIMENTAL_OPERATIONS,
+    OperationReply,
+    ServiceClient,
+    Unauthorized,
+    parse_service_paths,
+)
 from ._signing import sign, string_to_sign
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
+    "EXPERIMENTAL_OPERATIONS",
     "Identity",
     "IssuedToken",
     "NonceUnit",
+    "OperationReply",
     "ServiceClient",
     "TokenEndpoint",
     "Unauthorized",
+    "parse_service_paths",
     "parse_token_body",
     "sign",
     "string_to_sign",

@@ -38,8 +38,9 @@ DEMO_CREDENTIALS = Credentials(
 class EmulatorConfig:
     """How an :class:`~circle_bridge.emulator.Emulator` listens and behaves.
 
-    Raises ``ValueError`` (from ``__post_init__``) for a non-positive ``token_ttl`` or
-    ``nonce_window``, an unknown ``token_body`` or an empty ``credentials`` tuple.
+    Raises ``ValueError`` (from ``__post_init__``) for a non-positive ``token_ttl``,
+    ``nonce_window`` or ``invite_ttl``, a ``create_delay`` or ``invite_wait`` outside [0, 3600),
+    an unknown ``token_body`` or an empty ``credentials`` tuple.
     """
 
     host: str = "127.0.0.1"
@@ -51,8 +52,16 @@ class EmulatorConfig:
     https: bool = False  # serve the service over TLS with a generated CA
     cert_dir: str | None = None  # where ca.pem, service.pem, service.key go; a temp dir if None
     credentials: tuple[Credentials, ...] = (DEMO_CREDENTIALS,)
+    create_delay: float = 0.5  # seconds /v1/createCircle takes ("it may take a few seconds")
+    invite_wait: float = 20.0  # seconds /v1/processInvite waits when asked to (Wait20Second)
+    invite_ttl: float = 7 * 24 * 3600.0  # an invite times out after a week
 
     def __post_init__(self) -> None:
+        for name in ("create_delay", "invite_wait"):
+            if not 0 <= getattr(self, name) < 3600:
+                raise ValueError(f"{name} must be in [0, 3600) seconds")
+        if not self.invite_ttl > 0:
+            raise ValueError("invite_ttl must be > 0")
         if not self.token_ttl > 0:
             raise ValueError("token_ttl must be > 0")
         if not self.nonce_window > 0:

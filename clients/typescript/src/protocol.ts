@@ -137,6 +137,44 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
 
 // Schemas (components.schemas).
 
+export interface AddFileParams {
+  circleId: string;
+  topicId: string;
+  filePath: string;
+  description?: string;
+}
+
+/** Defaults make a plain text message need only `circleId`, `topicId` and `message`. */
+export interface AddMessageParams {
+  circleId: string;
+  topicId: string;
+  message: string;
+  messageType?: number;
+  messageSubType?: number;
+  context?: string;
+  objectPath?: string;
+  base64Data?: string;
+  additionalJson?: string | { [key: string]: unknown; };
+}
+
+/** CircleService's reply without `Status`. Circle's C# docs name the stored message `Messages` (one object, despite the name). */
+export interface AddMessageResult {
+  messages?: MessageInfo;
+  [key: string]: unknown;
+}
+
+/** One message as CircleService returns it, camelCased, every field passed on. */
+export interface MessageInfo {
+  message?: string;
+  additionalJson?: string;
+  messageTimeOffset?: number;
+  time?: string;
+  messageType?: number;
+  messageSubType?: number;
+  messageId?: string;
+  [key: string]: unknown;
+}
+
 export interface CancelParams {
   id: number | string;
 }
@@ -145,6 +183,34 @@ export interface CircleInitializeResult {
   authorized: boolean;
   endUserId: string;
   expiresIn: number;
+  [key: string]: unknown;
+}
+
+export interface CircleParams {
+  circleId: string;
+}
+
+export interface CreateCircleParams {
+  circleName: string;
+  circleDescription?: string;
+  workDoneToken?: number | string;
+}
+
+/** CircleService's reply without `Status`, camelCased. Circle's C# docs name the id `CircleID` and their example `CircleId`; either is given here as `circleId`. Circle's own JavaScript client never reads this reply, so `circleId` may be absent: then list the circles. */
+export interface CreateCircleResult {
+  circleId?: string;
+  [key: string]: unknown;
+}
+
+export interface DecryptParams {
+  circleId: string;
+  topicId: string;
+  toDecrypt: string;
+}
+
+/** Circle's only client reads `Status.DecryptedData`, which may be a quirk of that client; the bridge takes `DecryptedData` from the top level of the reply or from `Status`, whichever holds it (top level first). */
+export interface DecryptResult {
+  decryptedData: string;
   [key: string]: unknown;
 }
 
@@ -158,6 +224,18 @@ export interface CircleInfo {
   circleId: string;
   circleName?: string;
   circleDescription?: string;
+  [key: string]: unknown;
+}
+
+export interface EnumFilesResult {
+  files: FileInfo[];
+  [key: string]: unknown;
+}
+
+export interface FileInfo {
+  fmapID?: string;
+  fileName?: string;
+  fileSize?: number;
   [key: string]: unknown;
 }
 
@@ -175,6 +253,49 @@ export interface TopicInfo {
   topicId: string;
   topicName?: string;
   topicDescription?: string;
+  [key: string]: unknown;
+}
+
+export interface GenInviteParams {
+  circleId: string;
+  isAddDevice?: boolean;
+}
+
+export interface GenInviteResult {
+  invite?: InviteInfo;
+  [key: string]: unknown;
+}
+
+/** "An Invite ID and an authorization code" (Circle's C# docs); the member names are not documented. */
+export interface InviteInfo {
+  inviteId?: string;
+  authCode?: string;
+  [key: string]: unknown;
+}
+
+export interface GetMessagesParams {
+  circleId: string;
+  topicId: string;
+  msgTypeFilters?: number[];
+}
+
+export interface GetMessagesResult {
+  messages: MessageInfo[];
+  [key: string]: unknown;
+}
+
+export interface GetSecretParams {
+  name: string;
+  circleId?: string;
+  topicId?: string;
+}
+
+export interface GetSecretResult {
+  found: boolean;
+  circleId?: string;
+  topicId?: string;
+  value?: string;
+  time?: string;
   [key: string]: unknown;
 }
 
@@ -218,8 +339,80 @@ export interface IsServiceRunningResult {
   [key: string]: unknown;
 }
 
+export interface LockUserParams {
+  circleId: string;
+  numberOfCodes?: number;
+}
+
+export interface LockUserResult {
+  encryptedUnlockCodes: string[];
+  [key: string]: unknown;
+}
+
 /** This method takes no params: send `{}`, `null`, or omit `params`. */
 export type NoParams = Record<string, never>;
+
+export interface ProcessInviteParams {
+  inviteId: string;
+  authCode: string;
+  wait20Second?: boolean;
+}
+
+export interface ProcessInviteResult {
+  requestAuthVerificationId?: string;
+  [key: string]: unknown;
+}
+
+/** LSP `$/progress`, server to client, for requests that carried a `workDoneToken`. */
+export interface ProgressParams {
+  token: number | string;
+  value: WorkDoneProgressValue;
+  [key: string]: unknown;
+}
+
+export interface WorkDoneProgressValue {
+  kind: "begin" | "end" | "report";
+  title?: string;
+  cancellable?: boolean;
+  message?: string;
+  [key: string]: unknown;
+}
+
+export interface PutSecretParams {
+  name: string;
+  value: string;
+  circleId?: string;
+  topicId?: string;
+}
+
+export interface PutSecretResult {
+  circleId: string;
+  topicId: string;
+  [key: string]: unknown;
+}
+
+export interface TopicParams {
+  circleId: string;
+  topicId: string;
+}
+
+export interface UnlockUserParams {
+  circleId: string;
+  unlockCodes: string[];
+}
+
+/** CircleService's reply without `Status`, camelCased: every field it sends, none promised. */
+export interface UpstreamReply {
+  [key: string]: unknown;
+}
+
+/** The caller's own membership of the circle. Only `locked` is documented. */
+export interface WhoAmIResult {
+  locked: boolean;
+  memberId?: string;
+  displayName?: string;
+  [key: string]: unknown;
+}
 
 /** An OpenRPC document (https://spec.open-rpc.org/); only the fields clients commonly read are typed. */
 export interface OpenRpcDocument {
@@ -246,6 +439,32 @@ export interface Requests {
   "circle/enumCircles": { params: NoParams; result: EnumCirclesResult };
   /** List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
   "circle/enumTopics": { params: EnumTopicsParams; result: EnumTopicsResult };
+  /** Create a circle; the current device is its only member. The bridge fills in `CustomerId` (CIRCLE_CUSTOMER_ID) and `CustomerToken` (the bearer token it authorized with, which CircleService already holds). Creation takes seconds: with a `workDoneToken` the bridge reports LSP `$/progress` (`begin`, a `report` every second, `end`), and the request can be cancelled with `$/cancelRequest` (-32800; CircleService may still create the circle, so list the circles afterwards). The bridge waits 60 s longer than `CIRCLE_SERVICE_TIMEOUT` for it. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed, RequestCancelled. */
+  "circle/createCircle": { params: CreateCircleParams; result: CreateCircleResult };
+  /** The caller's membership of a circle: is this user locked? `locked` is the one documented field; every other field CircleService sends is passed on. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/whoAmI": { params: CircleParams; result: WhoAmIResult };
+  /** Add a message to a topic. Sends every field of Circle's AddMessage: a plain text message needs only `circleId`, `topicId` and `message` (defaults: `messageType` 100, `messageSubType` 0, empty `context`, `objectPath`, `base64Data` and `additionalJson`). The result is CircleService's reply without `Status`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/addMessage": { params: AddMessageParams; result: AddMessageResult };
+  /** The messages of a topic, oldest first. `msgTypeFilters` limits the message types (empty: all). Each message has every field CircleService sends, camelCased, and `time`: `messageTimeOffset` (ms since the epoch) as ISO 8601. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/getMessages": { params: GetMessagesParams; result: GetMessagesResult };
+  /** Decrypt data with a topic's keys. Where the decrypted data sits in CircleService's reply is unclear (Circle's only client reads `Status.DecryptedData`): the bridge accepts `DecryptedData` at the top level or in `Status` and returns it as `decryptedData`; a reply with neither is -33005. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/decrypt": { params: DecryptParams; result: DecryptResult };
+  /** Lock this user out of a circle; returns the encrypted unlock codes. The codes are RSA ciphertexts for the developer's PublicKey, returned as Circle gives them. Decrypt them in the developer's backend (`circle-bridge unlock-codes decrypt`), never on the locked user's machine, and send them to the user or an admin by another channel. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/lockUser": { params: LockUserParams; result: LockUserResult };
+  /** Unlock this user with the decrypted unlock codes. All codes from one circle/lockUser, decrypted; each set works once. The result is CircleService's reply without `Status`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/unlockUser": { params: UnlockUserParams; result: UpstreamReply };
+  /** Generate an invitation: an invite id and an authorization code. `isAddDevice`: true to add another device of this user, false for a new member. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/genInvite`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/genInvite": { params: GenInviteParams; result: GenInviteResult };
+  /** Offer an invite to this device. An invite is valid until accepted, for a week, and fails for good after five wrong codes. With `wait20Second` CircleService waits 20 s before answering; the bridge waits 25 s longer than `CIRCLE_SERVICE_TIMEOUT` then. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/processInvite`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/processInvite": { params: ProcessInviteParams; result: ProcessInviteResult };
+  /** The files of a topic. Each file has every field CircleService sends; `fmapID`, `fileName` and `fileSize` are documented. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/enumFiles`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/enumFiles": { params: TopicParams; result: EnumFilesResult };
+  /** Add a file of the user's machine to a topic. Re-adding a path already in the topic (compared case-insensitively) adds a new revision. The result is CircleService's reply without `Status`. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/addFile`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/addFile": { params: AddFileParams; result: UpstreamReply };
+  /** Keep a named secret behind the user's Circle keys. Stored as Circle's ForgeRock integration does: a message with `messageType` 100, `messageSubType` 20, the value as `message` and `additionalJson` `{"type":"<name>"}`. A later put of the same name wins. Without `circleId`/`topicId`: the first topic of the first circle; a user without a circle gets -33004 (create one with circle/createCircle). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/putSecret": { params: PutSecretParams; result: PutSecretResult };
+  /** Read a named secret stored with circle/putSecret. Scans the topic's type-100 messages from newest to oldest (by `messageTimeOffset`, else CircleService's order) for `additionalJson` `{"type": "<name>"}`. Not found is not an error: `found` is false. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  "circle/getSecret": { params: GetSecretParams; result: GetSecretResult };
 }
 
 /** Notifications: method name -> params type. */
@@ -270,6 +489,19 @@ export const REQUEST_METHODS: readonly RequestMethod[] = [
   "circle/initialize",
   "circle/enumCircles",
   "circle/enumTopics",
+  "circle/createCircle",
+  "circle/whoAmI",
+  "circle/addMessage",
+  "circle/getMessages",
+  "circle/decrypt",
+  "circle/lockUser",
+  "circle/unlockUser",
+  "circle/genInvite",
+  "circle/processInvite",
+  "circle/enumFiles",
+  "circle/addFile",
+  "circle/putSecret",
+  "circle/getSecret",
 ];
 
 /** Every notification method, in document order. */

@@ -18,6 +18,19 @@ M.methods = {
   circle_initialize = "circle/initialize",
   circle_enumCircles = "circle/enumCircles",
   circle_enumTopics = "circle/enumTopics",
+  circle_createCircle = "circle/createCircle",
+  circle_whoAmI = "circle/whoAmI",
+  circle_addMessage = "circle/addMessage",
+  circle_getMessages = "circle/getMessages",
+  circle_decrypt = "circle/decrypt",
+  circle_lockUser = "circle/lockUser",
+  circle_unlockUser = "circle/unlockUser",
+  circle_genInvite = "circle/genInvite",
+  circle_processInvite = "circle/processInvite",
+  circle_enumFiles = "circle/enumFiles",
+  circle_addFile = "circle/addFile",
+  circle_putSecret = "circle/putSecret",
+  circle_getSecret = "circle/getSecret",
 }
 
 --- "request" or "notification", by method name.
@@ -32,6 +45,19 @@ M.method_kinds = {
   ["circle/initialize"] = "request",
   ["circle/enumCircles"] = "request",
   ["circle/enumTopics"] = "request",
+  ["circle/createCircle"] = "request",
+  ["circle/whoAmI"] = "request",
+  ["circle/addMessage"] = "request",
+  ["circle/getMessages"] = "request",
+  ["circle/decrypt"] = "request",
+  ["circle/lockUser"] = "request",
+  ["circle/unlockUser"] = "request",
+  ["circle/genInvite"] = "request",
+  ["circle/processInvite"] = "request",
+  ["circle/enumFiles"] = "request",
+  ["circle/addFile"] = "request",
+  ["circle/putSecret"] = "request",
+  ["circle/getSecret"] = "request",
 }
 
 --- Error codes by catalogue name.
@@ -160,6 +186,40 @@ M.errors = {
 
 -- LuaLS annotations for the schemas in components.schemas.
 
+---@class circle_bridge.AddFileParams
+---@field circleId string
+---@field topicId string
+---@field filePath string
+---@field description? string
+
+--- Defaults make a plain text message need only `circleId`, `topicId` and `message`.
+---@class circle_bridge.AddMessageParams
+---@field circleId string
+---@field topicId string
+---@field message string
+---@field messageType? integer
+---@field messageSubType? integer
+---@field context? string
+---@field objectPath? string
+---@field base64Data? string
+---@field additionalJson? string|table<string, any>
+
+--- CircleService's reply without `Status`. Circle's C# docs name the stored message `Messages` (one object, despite the name).
+---@class circle_bridge.AddMessageResult
+---@field messages? circle_bridge.MessageInfo
+---@field [string] any
+
+--- One message as CircleService returns it, camelCased, every field passed on.
+---@class circle_bridge.MessageInfo
+---@field message? string
+---@field additionalJson? string
+---@field messageTimeOffset? integer
+---@field time? string
+---@field messageType? integer
+---@field messageSubType? integer
+---@field messageId? string
+---@field [string] any
+
 ---@class circle_bridge.CancelParams
 ---@field id integer|string
 
@@ -167,6 +227,29 @@ M.errors = {
 ---@field authorized boolean
 ---@field endUserId string
 ---@field expiresIn number
+---@field [string] any
+
+---@class circle_bridge.CircleParams
+---@field circleId string
+
+---@class circle_bridge.CreateCircleParams
+---@field circleName string
+---@field circleDescription? string
+---@field workDoneToken? integer|string
+
+--- CircleService's reply without `Status`, camelCased. Circle's C# docs name the id `CircleID` and their example `CircleId`; either is given here as `circleId`. Circle's own JavaScript client never reads this reply, so `circleId` may be absent: then list the circles.
+---@class circle_bridge.CreateCircleResult
+---@field circleId? string
+---@field [string] any
+
+---@class circle_bridge.DecryptParams
+---@field circleId string
+---@field topicId string
+---@field toDecrypt string
+
+--- Circle's only client reads `Status.DecryptedData`, which may be a quirk of that client; the bridge takes `DecryptedData` from the top level of the reply or from `Status`, whichever holds it (top level first).
+---@class circle_bridge.DecryptResult
+---@field decryptedData string
 ---@field [string] any
 
 ---@class circle_bridge.EnumCirclesResult
@@ -178,6 +261,16 @@ M.errors = {
 ---@field circleId string
 ---@field circleName? string
 ---@field circleDescription? string
+---@field [string] any
+
+---@class circle_bridge.EnumFilesResult
+---@field files circle_bridge.FileInfo[]
+---@field [string] any
+
+---@class circle_bridge.FileInfo
+---@field fmapID? string
+---@field fileName? string
+---@field fileSize? integer
 ---@field [string] any
 
 ---@class circle_bridge.EnumTopicsParams
@@ -192,6 +285,42 @@ M.errors = {
 ---@field topicId string
 ---@field topicName? string
 ---@field topicDescription? string
+---@field [string] any
+
+---@class circle_bridge.GenInviteParams
+---@field circleId string
+---@field isAddDevice? boolean
+
+---@class circle_bridge.GenInviteResult
+---@field invite? circle_bridge.InviteInfo
+---@field [string] any
+
+--- "An Invite ID and an authorization code" (Circle's C# docs); the member names are not documented.
+---@class circle_bridge.InviteInfo
+---@field inviteId? string
+---@field authCode? string
+---@field [string] any
+
+---@class circle_bridge.GetMessagesParams
+---@field circleId string
+---@field topicId string
+---@field msgTypeFilters? integer[]
+
+---@class circle_bridge.GetMessagesResult
+---@field messages circle_bridge.MessageInfo[]
+---@field [string] any
+
+---@class circle_bridge.GetSecretParams
+---@field name string
+---@field circleId? string
+---@field topicId? string
+
+---@class circle_bridge.GetSecretResult
+---@field found boolean
+---@field circleId? string
+---@field topicId? string
+---@field value? string
+---@field time? string
 ---@field [string] any
 
 --- LSP-style `initialize` params. Other LSP fields (rootUri, capabilities, ...) are accepted and ignored, so stock LSP clients can connect.
@@ -228,7 +357,67 @@ M.errors = {
 ---@field serviceUrl string
 ---@field [string] any
 
+---@class circle_bridge.LockUserParams
+---@field circleId string
+---@field numberOfCodes? integer
+
+---@class circle_bridge.LockUserResult
+---@field encryptedUnlockCodes string[]
+---@field [string] any
+
 --- This method takes no params: send `{}`, `null`, or omit `params`.
 ---@class circle_bridge.NoParams
+
+---@class circle_bridge.ProcessInviteParams
+---@field inviteId string
+---@field authCode string
+---@field wait20Second? boolean
+
+---@class circle_bridge.ProcessInviteResult
+---@field requestAuthVerificationId? string
+---@field [string] any
+
+--- LSP `$/progress`, server to client, for requests that carried a `workDoneToken`.
+---@class circle_bridge.ProgressParams
+---@field token integer|string
+---@field value circle_bridge.WorkDoneProgressValue
+---@field [string] any
+
+---@class circle_bridge.WorkDoneProgressValue
+---@field kind any
+---@field title? string
+---@field cancellable? boolean
+---@field message? string
+---@field [string] any
+
+---@class circle_bridge.PutSecretParams
+---@field name string
+---@field value string
+---@field circleId? string
+---@field topicId? string
+
+---@class circle_bridge.PutSecretResult
+---@field circleId string
+---@field topicId string
+---@field [string] any
+
+---@class circle_bridge.TopicParams
+---@field circleId string
+---@field topicId string
+
+---@class circle_bridge.UnlockUserParams
+---@field circleId string
+---@field unlockCodes string[]
+
+--- CircleService's reply without `Status`, camelCased: every field it sends, none promised.
+---@class circle_bridge.UpstreamReply
+---@field [string] any
+
+--- The caller's own membership of the circle. Only `locked` is documented.
+---@class circle_bridge.WhoAmIResult
+---@field locked boolean
+---@field memberId? string
+---@field displayName? string
+---@field [string] any
 
 return M
