@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def state(key: rsa.RSAPrivateKey, clock: Clock) -> Iterator[ServiceState]:
-    yield ServiceState(SEED_CIRCLES, key.public_key(), clock=clock)
+def state(key: rsa.RSAPrivateKey, clock: Clock) -> ServiceState:
+    return ServiceState(SEED_CIRCLES, key.public_key(), clock=clock)
 
 
 def failure(run: Any, body: dict[str, Any]) -> str:

@@ -74,7 +74,7 @@ def test_a_wrong_key_of_the_same_size_is_reported(key: rsa.RSAPrivateKey, other_
 
 
 def test_a_key_of_another_size_is_reported_before_decrypting(key: rsa.RSAPrivateKey) -> None:
-    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - only its size matters
     with pytest.raises(UnlockCodeError, match="encrypted for another key"):
         decrypt_unlock_codes(small, [encrypt(key, CODES[0])])
 
