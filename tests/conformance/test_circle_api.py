@@ -17,10 +17,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from circle_bridge.client import BridgeClient, BridgeRPCError
+from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
 from circle_bridge.unlock_codes import decrypt_unlock_codes, load_private_key
-from tests.bridge_harness import bridge_env, emulator_running, run, start_bridge, wait_until
+from tests.bridge_harness import bridge_env, emulator_running, error_of, run, start_bridge, wait_until
 from tests.conformance.test_openrpc import SPEC, result_validator
 
 METHODS = {m["name"]: m for m in SPEC["methods"]}
@@ -221,10 +221,8 @@ def test_live_results_of_a_full_walk_match_their_schemas() -> None:
             key = load_private_key(str(emulator.describe()["privateKey"]).encode())
             codes = decrypt_unlock_codes(key, locked["encryptedUnlockCodes"])
             await checked("circle/unlockUser", {"circleId": circle, "unlockCodes": codes})
-            try:
-                await client.request("circle/lockUser", {"circleId": circle, "numberOfCodes": 17})
-            except BridgeRPCError as exc:
-                assert exc.data["field"] == "numberOfCodes"
+            too_many = await error_of(client.request("circle/lockUser", {"circleId": circle, "numberOfCodes": 17}))
+            assert too_many.data["field"] == "numberOfCodes"
             await client.close()
 
         run(scenario())
