@@ -20,7 +20,7 @@ from msgspec import field as wire_field
 
 from . import _errors as E
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 """Bumped in its minor part when methods or optional fields are added, in its major part when
 anything is removed or changes meaning. See protocol/README.md, "Versioning"."""
 

@@ -10,13 +10,20 @@ JSON object body (§3.3) and is checked in this order:
    ``/v1/authorize`` accepted for this appKey and that has not expired: else 401
    ``{"Status": {"Result": false, "Message": "Unauthorized"}}``;
 5. body not a JSON object: 400;
-6. the call itself. Logical failures (unknown circle, missing ``CircleId``) are 200 with
-   ``Status.Result == false``, as callers check ``Status.Result`` on every reply (§3.8).
+6. the call itself, on the emulator's state (``_state.py``: circles, messages, lock, invites,
+   files). Logical failures (unknown circle, missing ``CircleId``, "User is locked") are 200
+   with ``Status.Result == false``, as callers check ``Status.Result`` on every reply (§3.8).
+   ``/v1/createCircle`` takes ``create_delay`` seconds first; ``/v1/processInvite`` with
+   ``Wait20Second: true`` waits ``invite_wait`` seconds (20, as documented).
+
+The C#-only operations are served on their inferred paths ``/v1/genInvite``,
+``/v1/processInvite``, ``/v1/enumFiles`` and ``/v1/addFile`` (circle-api.md §3.6).
 
 ``Content-Type`` and ``Accept`` are not checked: the docs show what clients send, not what the
 service demands.
 
-Replies that do not depend on the request are encoded once, at construction.
+Replies that do not depend on the request are encoded once, at construction; the
+``enumCircles`` reply is encoded again only when the circles change.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import (
 )
 
 // ProtocolVersion is the protocol version this client was generated from (info.version).
-const ProtocolVersion = "1.0"
+const ProtocolVersion = "1.1"
 
 // Method names on the wire.
 const (

@@ -2,7 +2,7 @@
 // Source: protocol/circle-bridge.openrpc.json (OpenRPC 1.3.2).
 
 /** Protocol version of the document these types were generated from. */
-export const PROTOCOL_VERSION = "1.0";
+export const PROTOCOL_VERSION = "1.1";
 
 /** Error codes by catalogue name (components.errors). */
 export const ErrorCodes = {

@@ -4,7 +4,7 @@
 local M = {}
 
 --- Protocol version of the document this table was generated from.
-M.protocol_version = "1.0"
+M.protocol_version = "1.1"
 
 --- Method names by Lua-friendly key (`circle/enumTopics` -> `circle_enumTopics`).
 M.methods = {
