@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -39,11 +40,14 @@ from ._protocol import (
     PutSecretParams,
     TopicParams,
     UnlockUserParams,
+    WorkDoneProgressCancelParams,
     WorkDoneProgressValue,
 )
 from ._session import Session
 
 S = TypeVar("S", bound=msgspec.Struct)
+
+log = logging.getLogger("circle_bridge.handlers")
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _FIELD = re.compile(r"field `(?P<name>[^`]+)`")
@@ -200,6 +204,23 @@ def register_circle_methods(server: JsonRPCServer, session: Session, discover: C
     def send_progress(params: ProgressParams) -> None:
         server.protocol.notify("$/progress", params)
 
+    # requests reporting progress on this connection, by token, for window/workDoneProgress/cancel
+    reporting: dict[ProgressToken, asyncio.Task[Any]] = {}
+
+    # A plain function: notification handlers must be (see _lifecycle.register_lifecycle).
+    @server.feature("window/workDoneProgress/cancel")
+    def cancel_progress(params: Any) -> None:
+        try:
+            token = parse_params(params, WorkDoneProgressCancelParams).token
+        except InvalidParams as exc:
+            log.info("window/workDoneProgress/cancel ignored: %s", exc.message)
+            return
+        task = reporting.get(token)
+        if task is None:
+            log.debug("window/workDoneProgress/cancel for unknown or finished token %r", token)
+            return
+        task.cancel()  # the request's own task: its reply becomes -32800, as for $/cancelRequest
+
     @server.feature("circle/createCircle")
     async def create_circle(params: Any) -> dict[str, Any]:
         p = parse_params(params, CreateCircleParams)
@@ -212,9 +233,17 @@ def register_circle_methods(server: JsonRPCServer, session: Session, discover: C
         if isinstance(p.work_done_token, msgspec.UnsetType):
             result = await create()
         else:
-            reporter = ProgressReporter(send_progress, p.work_done_token)
-            async with reporter.running(f"Creating circle {p.circle_name}", "CircleService is creating the circle"):
-                result = await create()
+            token = p.work_done_token
+            reporter = ProgressReporter(send_progress, token)
+            task = asyncio.current_task()
+            if task is not None:
+                reporting[token] = task
+            try:
+                async with reporter.running(f"Creating circle {p.circle_name}", "CircleService is creating the circle"):
+                    result = await create()
+            finally:
+                if reporting.get(token) is task:
+                    del reporting[token]
         # Circle's C# docs name it CircleID, their example CircleId: one name on our side
         if "circleID" in result and "circleId" not in result:
             result["circleId"] = result.pop("circleID")

@@ -337,6 +337,10 @@ class WorkDoneProgressValue(Struct, rename="camel", omit_defaults=True):
     message: str | UnsetType = UNSET
 
 
+class WorkDoneProgressCancelParams(Struct, forbid_unknown_fields=True):
+    token: ProgressToken
+
+
 class ProgressParams(Struct):
     """LSP `$/progress`, server to client, for requests that carried a `workDoneToken`."""
 
@@ -469,6 +473,18 @@ METHODS: tuple[Method, ...] = (
         kind="notification",
         before_initialize=True,
         examples=(Example("cancel", {"id": 7}),),
+    ),
+    Method(
+        "window/workDoneProgress/cancel",
+        "Cancel a request through its progress token (LSP).",
+        "A notification, for UIs that offer a cancel button on progress marked `cancellable`. It "
+        "cancels the running request that reports `$/progress` with this token, exactly as "
+        "`$/cancelRequest` with its id would: the request is answered with -32800. Unknown or finished "
+        "tokens are ignored.",
+        WorkDoneProgressCancelParams,
+        None,
+        kind="notification",
+        examples=(Example("cancel", {"token": "create-1"}),),
     ),
     Method(
         "rpc.discover",

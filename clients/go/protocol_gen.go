@@ -23,29 +23,30 @@ const ProtocolVersion = "1.1"
 
 // Method names on the wire.
 const (
-	MethodInitialize             = "initialize"
-	MethodInitialized            = "initialized"
-	MethodShutdown               = "shutdown"
-	MethodExit                   = "exit"
-	MethodCancelRequest          = "$/cancelRequest"
-	MethodRPCDiscover            = "rpc.discover"
-	MethodCircleIsServiceRunning = "circle/isServiceRunning"
-	MethodCircleInitialize       = "circle/initialize"
-	MethodCircleEnumCircles      = "circle/enumCircles"
-	MethodCircleEnumTopics       = "circle/enumTopics"
-	MethodCircleCreateCircle     = "circle/createCircle"
-	MethodCircleWhoAmI           = "circle/whoAmI"
-	MethodCircleAddMessage       = "circle/addMessage"
-	MethodCircleGetMessages      = "circle/getMessages"
-	MethodCircleDecrypt          = "circle/decrypt"
-	MethodCircleLockUser         = "circle/lockUser"
-	MethodCircleUnlockUser       = "circle/unlockUser"
-	MethodCircleGenInvite        = "circle/genInvite"
-	MethodCircleProcessInvite    = "circle/processInvite"
-	MethodCircleEnumFiles        = "circle/enumFiles"
-	MethodCircleAddFile          = "circle/addFile"
-	MethodCirclePutSecret        = "circle/putSecret"
-	MethodCircleGetSecret        = "circle/getSecret"
+	MethodInitialize                   = "initialize"
+	MethodInitialized                  = "initialized"
+	MethodShutdown                     = "shutdown"
+	MethodExit                         = "exit"
+	MethodCancelRequest                = "$/cancelRequest"
+	MethodWindowWorkDoneProgressCancel = "window/workDoneProgress/cancel"
+	MethodRPCDiscover                  = "rpc.discover"
+	MethodCircleIsServiceRunning       = "circle/isServiceRunning"
+	MethodCircleInitialize             = "circle/initialize"
+	MethodCircleEnumCircles            = "circle/enumCircles"
+	MethodCircleEnumTopics             = "circle/enumTopics"
+	MethodCircleCreateCircle           = "circle/createCircle"
+	MethodCircleWhoAmI                 = "circle/whoAmI"
+	MethodCircleAddMessage             = "circle/addMessage"
+	MethodCircleGetMessages            = "circle/getMessages"
+	MethodCircleDecrypt                = "circle/decrypt"
+	MethodCircleLockUser               = "circle/lockUser"
+	MethodCircleUnlockUser             = "circle/unlockUser"
+	MethodCircleGenInvite              = "circle/genInvite"
+	MethodCircleProcessInvite          = "circle/processInvite"
+	MethodCircleEnumFiles              = "circle/enumFiles"
+	MethodCircleAddFile                = "circle/addFile"
+	MethodCirclePutSecret              = "circle/putSecret"
+	MethodCircleGetSecret              = "circle/getSecret"
 )
 
 // Error codes of the protocol's error catalogue (components.errors); see Error.Name.
@@ -1694,6 +1695,31 @@ func (w WhoAmIResult) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(w), w.Extra, []string{"locked", "memberId", "displayName"})
 }
 
+// WorkDoneProgressCancelParams is the protocol's WorkDoneProgressCancelParams object.
+type WorkDoneProgressCancelParams struct {
+	Token json.RawMessage `json:"token"`
+}
+
+// UnmarshalJSON decodes the keys of WorkDoneProgressCancelParams exactly as spelled in the protocol.
+func (w *WorkDoneProgressCancelParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "WorkDoneProgressCancelParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out WorkDoneProgressCancelParams
+	if err := takeField(fields, "WorkDoneProgressCancelParams", "token", true, &out.Token); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "WorkDoneProgressCancelParams"); err != nil {
+		return err
+	}
+	*w = out
+	return nil
+}
+
 // WorkDoneProgressValue is the protocol's WorkDoneProgressValue object.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
@@ -1738,6 +1764,21 @@ func (w *WorkDoneProgressValue) UnmarshalJSON(data []byte) error {
 func (w WorkDoneProgressValue) MarshalJSON() ([]byte, error) {
 	type plain WorkDoneProgressValue // the same fields without these methods
 	return marshalWithExtra(plain(w), w.Extra, []string{"kind", "title", "cancellable", "message"})
+}
+
+// WindowService holds the window/* methods; use it as Client.Window.
+type WindowService struct {
+	c *Client
+}
+
+// WorkDoneProgressCancel calls window/workDoneProgress/cancel: Cancel a request through its
+// progress token (LSP).
+//
+// A notification, for UIs that offer a cancel button on progress marked `cancellable`. It cancels
+// the running request that reports `$/progress` with this token, exactly as `$/cancelRequest` with
+// its id would: the request is answered with -32800. Unknown or finished tokens are ignored.
+func (s *WindowService) WorkDoneProgressCancel(ctx context.Context, params WorkDoneProgressCancelParams) error {
+	return s.c.Notify(MethodWindowWorkDoneProgressCancel, params)
 }
 
 // CircleService holds the circle/* methods; use it as Client.Circle.

@@ -83,6 +83,31 @@ def test_create_circle_is_cancellable_and_its_progress_ends() -> None:
         run(scenario())
 
 
+def test_create_circle_is_cancellable_through_its_progress_token() -> None:
+    """LSP's cancel button on `cancellable` progress: window/workDoneProgress/cancel {token}."""
+    with emulator_running(create_delay=20) as emulator:
+
+        async def scenario() -> None:
+            bridge = await start_bridge(bridge_env(emulator))
+            client = bridge.client
+            await client.circle_initialize()
+            client.notify("window/workDoneProgress/cancel", {"token": "nothing-running"})  # ignored
+            client.notify("window/workDoneProgress/cancel", {"tokn": 1})  # malformed: ignored too
+            pending = asyncio.ensure_future(
+                client.request_raw("circle/createCircle", {"circleName": "slow", "workDoneToken": "ui-7"})
+            )
+            await wait_until(lambda: emulator.stats["createCircle"] == 1)
+            client.notify("window/workDoneProgress/cancel", {"token": "ui-7"})
+            reply = await pending
+            assert reply["error"]["code"] == -32800
+            progress = await progress_of(client, "ui-7")
+            assert progress[-1] == {"kind": "end", "message": "cancelled"}
+            assert (await client.request("circle/whoAmI", {"circleId": FAMILY}))["locked"] is False
+            await client.close()
+
+        run(scenario())
+
+
 def test_bad_create_circle_params_name_the_field(shared_emulator: Emulator) -> None:
     async def scenario() -> None:
         bridge = await start_bridge(bridge_env(shared_emulator))

@@ -414,6 +414,10 @@ export interface WhoAmIResult {
   [key: string]: unknown;
 }
 
+export interface WorkDoneProgressCancelParams {
+  token: number | string;
+}
+
 /** An OpenRPC document (https://spec.open-rpc.org/); only the fields clients commonly read are typed. */
 export interface OpenRpcDocument {
   openrpc: string;
@@ -475,6 +479,8 @@ export interface Notifications {
   "exit": { params: NoParams };
   /** Cancel an in-flight request. A notification. The cancelled request is still answered, with error -32800. Unknown ids are ignored. */
   "$/cancelRequest": { params: CancelParams };
+  /** Cancel a request through its progress token (LSP). A notification, for UIs that offer a cancel button on progress marked `cancellable`. It cancels the running request that reports `$/progress` with this token, exactly as `$/cancelRequest` with its id would: the request is answered with -32800. Unknown or finished tokens are ignored. */
+  "window/workDoneProgress/cancel": { params: WorkDoneProgressCancelParams };
 }
 
 export type RequestMethod = keyof Requests;
@@ -509,4 +515,5 @@ export const NOTIFICATION_METHODS: readonly NotificationMethod[] = [
   "initialized",
   "exit",
   "$/cancelRequest",
+  "window/workDoneProgress/cancel",
 ];

@@ -13,6 +13,7 @@ M.methods = {
   shutdown = "shutdown",
   exit = "exit",
   cancelRequest = "$/cancelRequest",
+  window_workDoneProgress_cancel = "window/workDoneProgress/cancel",
   rpc_discover = "rpc.discover",
   circle_isServiceRunning = "circle/isServiceRunning",
   circle_initialize = "circle/initialize",
@@ -40,6 +41,7 @@ M.method_kinds = {
   ["shutdown"] = "request",
   ["exit"] = "notification",
   ["$/cancelRequest"] = "notification",
+  ["window/workDoneProgress/cancel"] = "notification",
   ["rpc.discover"] = "request",
   ["circle/isServiceRunning"] = "request",
   ["circle/initialize"] = "request",
@@ -419,5 +421,8 @@ M.errors = {
 ---@field memberId? string
 ---@field displayName? string
 ---@field [string] any
+
+---@class circle_bridge.WorkDoneProgressCancelParams
+---@field token integer|string
 
 return M
