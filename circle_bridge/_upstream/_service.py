@@ -23,6 +23,7 @@ from .._errors import (
     UpstreamMalformed,
     UpstreamTimeout,
 )
+from .._redaction import REDACTOR
 from ._casing import camelize
 from ._replies import upstream_message
 
@@ -250,7 +251,9 @@ class ServiceClient:
         raw, typed = self._decode(reply, operation, _OpenReply)
         status = typed.Status
         if status is not None and not status.Result:
-            message = status.Message if isinstance(status.Message, str) and status.Message else None
+            # bounded and masked like every upstream text that reaches a client
+            message = REDACTOR.redact(status.Message[:500]) if isinstance(status.Message, str) else None
+            message = message or None
             raise CircleOperationFailed(
                 message or f"{operation} returned Status.Result false",
                 operation=operation,

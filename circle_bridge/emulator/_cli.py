@@ -31,13 +31,22 @@ def run_cli(
     token_ttl: float = 600.0,
     https: bool = False,
     token_body: TokenBody = "string",  # noqa: S107
+    create_delay: float = 0.5,
+    invite_wait: float = 20.0,
 ) -> int:
     """Serve until SIGINT/SIGTERM. ``port`` is the service port (0 = a free one; the real
     CircleService uses 31415). Returns the process exit code: 0 after a signal, 1 if the
     emulator cannot start or its event loop dies."""
     try:
         config = EmulatorConfig(
-            host=host, token_port=token_port, service_port=port, token_ttl=token_ttl, https=https, token_body=token_body
+            host=host,
+            token_port=token_port,
+            service_port=port,
+            token_ttl=token_ttl,
+            https=https,
+            token_body=token_body,
+            create_delay=create_delay,
+            invite_wait=invite_wait,
         )
         emulator = Emulator(config).start()
     except (OSError, ValueError) as exc:
@@ -82,6 +91,15 @@ def main_cli(argv: Sequence[str] | None = None, prog: str = "python -m circle_br
         default="string",
         help="'string' = the documented double-encoded JSON body; 'object' = a plain {\"Token\": ...}",
     )
+    parser.add_argument(
+        "--create-delay", type=float, default=0.5, help="seconds /v1/createCircle takes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--invite-wait",
+        type=float,
+        default=20.0,
+        help="seconds /v1/processInvite waits when asked to (Wait20Second; default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
     return run_cli(
@@ -91,4 +109,6 @@ def main_cli(argv: Sequence[str] | None = None, prog: str = "python -m circle_br
         token_ttl=args.token_ttl,
         https=args.https,
         token_body=args.token_body,
+        create_delay=args.create_delay,
+        invite_wait=args.invite_wait,
     )

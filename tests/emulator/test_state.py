@@ -180,3 +180,12 @@ def test_file_size_is_read_from_the_path(state: ServiceState, tmp_path: Path) ->
     state.add_file({**base, "FilePath": str(document)})
     assert state.enum_files(base)["Files"][0]["FileSize"] == 1234
     assert state.enum_files(base)["Files"][0]["FileName"] == "scan.png"
+
+
+def test_cli_delays_reach_the_config(capsys: pytest.CaptureFixture[str]) -> None:
+    from circle_bridge.emulator import main_cli
+
+    assert main_cli(["--create-delay", "-1"]) == 1
+    assert "create_delay must be in [0, 3600)" in capsys.readouterr().err
+    assert main_cli(["--invite-wait", "3600"]) == 1
+    assert "invite_wait must be in [0, 3600)" in capsys.readouterr().err
