@@ -119,6 +119,19 @@ func TestCircleAPIEndToEnd(t *testing.T) {
 		t.Errorf("time %q does not match messageTimeOffset %v (%v)", typed.Messages[0].Time, typed.Messages[0].MessageTimeOffset, err)
 	}
 
+	attached, err := c.Circle.AddMessage(ctx, AddMessageParams{CircleID: circle, TopicID: topic, Message: "scan", Base64Data: "aGk="})
+	if err != nil || attached.Messages == nil {
+		t.Fatalf("AddMessage with data = %+v, %v", attached, err)
+	}
+	var sealed string
+	if err := json.Unmarshal(attached.Messages.Extra["base64Data"], &sealed); err != nil || sealed == "aGk=" {
+		t.Fatalf("stored base64Data %q (%v): want it sealed to the topic", sealed, err)
+	}
+	opened, err := c.Circle.Decrypt(ctx, DecryptParams{CircleID: circle, TopicID: topic, ToDecrypt: sealed})
+	if err != nil || opened.DecryptedData != "aGk=" {
+		t.Fatalf("Decrypt = %+v, %v", opened, err)
+	}
+
 	who, err := c.Circle.WhoAmI(ctx, CircleParams{CircleID: circle})
 	if err != nil || who.Locked {
 		t.Fatalf("WhoAmI before lock = %+v, %v", who, err)
