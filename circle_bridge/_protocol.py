@@ -288,14 +288,6 @@ class AddFileParams(Struct, rename="camel", forbid_unknown_fields=True):
     description: str = ""
 
 
-class SecretLocation(Struct, rename="camel", forbid_unknown_fields=True):
-    """Where a secret lives. Both omitted: the first topic of the first circle, as Circle's
-    ForgeRock integration does."""
-
-    circle_id: NonEmpty | UnsetType = UNSET
-    topic_id: NonEmpty | UnsetType = UNSET
-
-
 class PutSecretParams(Struct, rename="camel", forbid_unknown_fields=True):
     name: NonEmpty
     value: str

@@ -227,3 +227,13 @@ def test_live_results_of_a_full_walk_match_their_schemas() -> None:
 
         run(scenario())
     assert validated == set(UPSTREAM_METHODS) - {"circle/enumTopics"}
+
+
+def test_field_docstrings_document_the_schema_properties() -> None:
+    schemas = SPEC["components"]["schemas"]
+    assert schemas["CircleInitializeResult"]["properties"]["expiresIn"]["description"].startswith("Seconds until")
+    assert "MarkupText" in schemas["AddMessageParams"]["properties"]["messageType"]["description"]
+    wait = schemas["ProcessInviteParams"]["properties"]["wait20Second"]["description"]
+    assert "25 s longer" in wait
+    # wire names, not Python names, and no description invented for an undocumented field
+    assert "description" not in schemas["AddMessageParams"]["properties"]["context"]

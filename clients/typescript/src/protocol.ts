@@ -140,6 +140,7 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
 export interface AddFileParams {
   circleId: string;
   topicId: string;
+  /** A path on the user's machine; re-adding the same path adds a revision. */
   filePath: string;
   description?: string;
 }
@@ -149,11 +150,13 @@ export interface AddMessageParams {
   circleId: string;
   topicId: string;
   message: string;
+  /** 100 is MarkupText in Circle's C# docs. */
   messageType?: number;
   messageSubType?: number;
   context?: string;
   objectPath?: string;
   base64Data?: string;
+  /** Sent to Circle as a string; an object is JSON-encoded by the bridge first. */
   additionalJson?: string | { [key: string]: unknown; };
 }
 
@@ -167,7 +170,9 @@ export interface AddMessageResult {
 export interface MessageInfo {
   message?: string;
   additionalJson?: string;
+  /** Milliseconds since 1970-01-01 UTC (Circle's C# docs). */
   messageTimeOffset?: number;
+  /** `messageTimeOffset` as ISO 8601 UTC with milliseconds, added by the bridge. */
   time?: string;
   messageType?: number;
   messageSubType?: number;
@@ -182,6 +187,7 @@ export interface CancelParams {
 export interface CircleInitializeResult {
   authorized: boolean;
   endUserId: string;
+  /** Seconds until the current token expires; the bridge renews it before then on its own. */
   expiresIn: number;
   [key: string]: unknown;
 }
@@ -193,6 +199,7 @@ export interface CircleParams {
 export interface CreateCircleParams {
   circleName: string;
   circleDescription?: string;
+  /** LSP work-done progress: when given, the bridge sends `$/progress` notifications with this token (`begin`, a `report` every second while CircleService works, `end`). */
   workDoneToken?: number | string;
 }
 
@@ -258,6 +265,7 @@ export interface TopicInfo {
 
 export interface GenInviteParams {
   circleId: string;
+  /** True: invite another device of the same user; false: a new member. */
   isAddDevice?: boolean;
 }
 
@@ -276,17 +284,21 @@ export interface InviteInfo {
 export interface GetMessagesParams {
   circleId: string;
   topicId: string;
+  /** Message types to return; empty (the default) asks for every type. Circle's own client sends `[100]`. */
   msgTypeFilters?: number[];
 }
 
 export interface GetMessagesResult {
+  /** In CircleService's order (oldest first, as Circle's own client assumes). */
   messages: MessageInfo[];
   [key: string]: unknown;
 }
 
 export interface GetSecretParams {
   name: string;
+  /** Default: the first circle (circle/enumCircles order). */
   circleId?: string;
+  /** Default: the first topic of the circle. */
   topicId?: string;
 }
 
@@ -294,13 +306,16 @@ export interface GetSecretResult {
   found: boolean;
   circleId?: string;
   topicId?: string;
+  /** The newest value stored under the name (it may be empty). */
   value?: string;
+  /** When it was stored, ISO 8601 UTC, if CircleService says. */
   time?: string;
   [key: string]: unknown;
 }
 
 /** LSP-style `initialize` params. Other LSP fields (rootUri, capabilities, ...) are accepted and ignored, so stock LSP clients can connect. */
 export interface InitializeParams {
+  /** The parent process: on stdio the bridge exits when it dies. */
   processId?: number | null;
   clientInfo?: ClientInfo;
   [key: string]: unknown;
@@ -327,8 +342,11 @@ export interface ServerInfo {
 }
 
 export interface ServerCapabilities {
+  /** Every method this server answers, lifecycle included. */
   methods: string[];
+  /** `$/cancelRequest` is honoured. */
   cancellation: boolean;
+  /** JSON-RPC batches are accepted (false: a batch gets -32600). */
   batches: boolean;
   [key: string]: unknown;
 }
@@ -341,10 +359,12 @@ export interface IsServiceRunningResult {
 
 export interface LockUserParams {
   circleId: string;
+  /** Every Circle client asks for 2. */
   numberOfCodes?: number;
 }
 
 export interface LockUserResult {
+  /** As Circle gives them: base64 RSA (PKCS#1 v1.5) ciphertexts for the developer's PublicKey. Decrypt them in your backend (`circle-bridge unlock-codes decrypt`), never on the user's machine, and hand them to the user or an admin by another channel. */
   encryptedUnlockCodes: string[];
   [key: string]: unknown;
 }
@@ -355,10 +375,12 @@ export type NoParams = Record<string, never>;
 export interface ProcessInviteParams {
   inviteId: string;
   authCode: string;
+  /** CircleService waits 20 s before answering, in case the invite is authorized at once; the bridge then waits 25 s longer than `CIRCLE_SERVICE_TIMEOUT`. */
   wait20Second?: boolean;
 }
 
 export interface ProcessInviteResult {
+  /** The id of the peer device that validates the authorization code. */
   requestAuthVerificationId?: string;
   [key: string]: unknown;
 }
@@ -372,7 +394,9 @@ export interface ProgressParams {
 
 export interface WorkDoneProgressValue {
   kind: "begin" | "end" | "report";
+  /** `begin` only. */
   title?: string;
+  /** `begin` only: true, the request can be cancelled with `$/cancelRequest`. */
   cancellable?: boolean;
   message?: string;
   [key: string]: unknown;
@@ -381,7 +405,9 @@ export interface WorkDoneProgressValue {
 export interface PutSecretParams {
   name: string;
   value: string;
+  /** Default: the first circle (circle/enumCircles order). */
   circleId?: string;
+  /** Default: the first topic of the circle. */
   topicId?: string;
 }
 
@@ -398,6 +424,7 @@ export interface TopicParams {
 
 export interface UnlockUserParams {
   circleId: string;
+  /** The decrypted codes, all of them. */
   unlockCodes: string[];
 }
 
