@@ -94,8 +94,8 @@ class CircleInfo(Struct, rename="camel", omit_defaults=True):
     field CircleService sends is passed on, camelCased."""
 
     circle_id: str
-    circle_name: str | UnsetType = UNSET
-    circle_description: str | UnsetType = UNSET
+    circle_name: Annotated[str, OBSERVED] | UnsetType = UNSET
+    circle_description: Annotated[str, OBSERVED] | UnsetType = UNSET
 
 
 class EnumCirclesResult(Struct):
@@ -111,8 +111,8 @@ class TopicInfo(Struct, rename="camel", omit_defaults=True):
     sends is passed on, camelCased."""
 
     topic_id: str
-    topic_name: str | UnsetType = UNSET
-    topic_description: str | UnsetType = UNSET
+    topic_name: Annotated[str, OBSERVED] | UnsetType = UNSET
+    topic_description: Annotated[str, OBSERVED] | UnsetType = UNSET
 
 
 class EnumTopicsResult(Struct):
