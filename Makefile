@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export CIRCLE_BRIDGE_BIN := $(CURDIR)/$(BIN)/circle-bridge
 
-.PHONY: demo test lock lint py-test ts-test go-test nvim-test conformance bench codegen clean
+.PHONY: demo test lock fuzz lint py-test ts-test go-test nvim-test conformance bench codegen clean
 
 # Installs are locked: constraints.txt pins every package (the build backend too, through
 # PIP_CONSTRAINT, which pip also applies inside its isolated build environment), so a new upstream
@@ -57,6 +57,12 @@ nvim-test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## a million hostile frames through a real Connection (FUZZ_FRAMES, FUZZ_SEED to change); CI runs 20,000 in py-test
+FUZZ_FRAMES ?= 1000000
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	$(BIN)/python -m tools.fuzz_frames --frames $(FUZZ_FRAMES) --seed $(FUZZ_SEED)
 
 codegen: $(STAMP)
 	$(BIN)/python -m tools.codegen

@@ -181,6 +181,10 @@ _EMULATOR_KEYS = {
 }
 
 
+# what `circle-bridge emulator --format env` names the emulator's fields that are not settings
+EMULATOR_ONLY_ENV = {"controlUrl": "CIRCLE_EMULATOR_CONTROL_URL", "tokenTtl": "CIRCLE_EMULATOR_TOKEN_TTL"}
+
+
 def emulator_settings(description: Mapping[str, object]) -> dict[str, str]:
     """Setting values that point a bridge at an emulator, from its one-line JSON description
     (`circle-bridge emulator` prints it; `Emulator.describe()` returns it)."""

@@ -1,4 +1,5 @@
-"""The `circle-bridge` command: serve, emulator, demo, spec, doctor, unlock-codes."""
+"""circle-bridge: Circle's token signing, token refresh and CircleService calls, behind a JSON-RPC 2.0
+server (LSP framing) that any language can drive."""
 
 from __future__ import annotations
 
@@ -6,11 +7,21 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._config import SETTINGS, Settings, emulator_settings, load_settings
+from ._config import (
+    EMULATOR_ONLY_ENV,
+    SETTINGS,
+    Settings,
+    as_env,
+    default_config_path,
+    emulator_settings,
+    load_settings,
+)
 from ._errors import BadConfiguration
 from ._redaction import RedactingFilter
 from ._version import __version__
@@ -58,6 +69,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         emulator = Emulator().start()
         settings = load_settings({**_cli_overrides(args), **emulator_settings(emulator.describe())})
     _setup_logging(settings)
+    if sys.stdin.isatty():
+        # a person ran it in a terminal: without this it looks hung
+        sys.stderr.write(
+            "circle-bridge: serving JSON-RPC on stdin/stdout (Content-Length framed); "
+            "it is meant to be started by an editor or a client library. See README, "
+            '"Talk to it by hand". Ctrl-D or Ctrl-C ends it.\n'
+        )
     log = logging.getLogger("circle_bridge")
     log.info("circle-bridge %s serving stdio; service %s", __version__, settings.service_url)
     if settings.missing_credentials():
@@ -90,6 +108,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     except BadConfiguration as exc:
         print(f"configuration error: {exc.message}")
         return 2
+    searched = default_config_path(os.environ)
+    found = "found" if settings.config_file else "not found"
+    print(f"config file: {searched} ({found})")
     print(json.dumps(settings.masked(), indent=2))
     missing = settings.missing_credentials()
     print("credentials: " + ("complete" if not missing else "missing " + ", ".join(missing)))
@@ -99,7 +120,6 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_unlock_codes_decrypt(args: argparse.Namespace) -> int:
     """A backend tool: the decrypted codes go to stdout, the product of the command; nothing else
     ever shows them or the key."""
-    import os
     import stat
     from pathlib import Path
 
@@ -123,8 +143,29 @@ def _cmd_unlock_codes_decrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emulator_env(description: dict[str, object]) -> str:
+    """`circle-bridge emulator --format env`: lines to `source` into a shell."""
+    values = as_env(emulator_settings(description))
+    values.update({env: str(description[key]) for key, env in EMULATOR_ONLY_ENV.items() if description.get(key)})
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def _epilog() -> str:
+    return (
+        "Credentials come from CIRCLE_CUSTOMER_ID, CIRCLE_APP_KEY, CIRCLE_END_USER_ID and CIRCLE_SECRET "
+        "(the secret only from the environment or the config file, never a flag), or from the config file "
+        f"{default_config_path(os.environ)} (TOML; CIRCLE_BRIDGE_CONFIG names another). "
+        "`circle-bridge doctor` shows the effective configuration, secrets masked."
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="circle-bridge", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="circle-bridge",
+        description=__doc__,
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"circle-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -136,7 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "--" + s.name.replace("_", "-"), dest=s.name, default=None, help=f"{s.description} [{s.env}]"
             )
 
-    serve = sub.add_parser("serve", help="serve JSON-RPC (stdio)")
+    serve = sub.add_parser(
+        "serve",
+        help="serve JSON-RPC (stdio)",
+        description="Serve the circle-bridge JSON-RPC protocol (protocol/README.md) on stdin/stdout, "
+        "LSP-framed: each message is `Content-Length: N\\r\\n\\r\\n` then N bytes of JSON. Logs go to stderr "
+        "(or CIRCLE_BRIDGE_LOG_FILE); stdout carries protocol frames only.",
+        epilog=_epilog(),
+    )
     serve.add_argument("--stdio", action="store_true", help="serve on stdin/stdout (the default)")
     serve.add_argument("--emulator", action="store_true", help="start the embedded Circle emulator and use it")
     settings_flags(serve)
@@ -167,7 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     decrypt.add_argument("--json", action="store_true", help="print the codes as one JSON array")
     decrypt.set_defaults(func=_cmd_unlock_codes_decrypt)
 
-    doctor = sub.add_parser("doctor", help="show the effective configuration, secrets masked")
+    doctor = sub.add_parser(
+        "doctor",
+        help="show the effective configuration, secrets masked",
+        description="Print the config file searched, the effective configuration (secrets masked) and "
+        "whether the credentials are complete. Exit 0 when they are, 1 when some are missing, 2 on a bad setting.",
+        epilog=_epilog(),
+    )
     settings_flags(doctor)
     doctor.set_defaults(func=_cmd_doctor)
     return parser
@@ -178,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["emulator"]:
         from .emulator import main_cli
 
-        return main_cli(argv[1:], prog="circle-bridge emulator")
+        return main_cli(argv[1:], prog="circle-bridge emulator", formats={"env": _emulator_env})
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

@@ -22,6 +22,12 @@ from ._config import EmulatorConfig, TokenBody
 from ._server import Emulator
 
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+Render = Callable[[dict[str, object]], str]
+"""Turns ``Emulator.describe()`` into what the CLI prints on stdout (ending in a newline)."""
+
+
+def json_line(description: dict[str, object]) -> str:
+    return json.dumps(description, ensure_ascii=False) + "\n"
 
 
 def run_cli(
@@ -33,6 +39,7 @@ def run_cli(
     token_body: TokenBody = "string",  # noqa: S107
     create_delay: float = 0.5,
     invite_wait: float = 20.0,
+    render: Render = json_line,
 ) -> int:
     """Serve until SIGINT/SIGTERM. ``port`` is the service port (0 = a free one; the real
     CircleService uses 31415). Returns the process exit code: 0 after a signal, 1 if the
@@ -62,7 +69,7 @@ def run_cli(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        sys.stdout.write(json.dumps(emulator.describe(), ensure_ascii=False) + "\n")
+        sys.stdout.write(render(emulator.describe()))
         sys.stdout.flush()
         while not stop.wait(1.0):
             if not emulator._running():
@@ -74,11 +81,24 @@ def run_cli(
             signal.signal(sig, handler)
 
 
-def main_cli(argv: Sequence[str] | None = None, prog: str = "python -m circle_bridge.emulator") -> int:
+def main_cli(
+    argv: Sequence[str] | None = None,
+    prog: str = "python -m circle_bridge.emulator",
+    formats: dict[str, Render] | None = None,
+) -> int:
+    """``formats`` names the ways the description may be printed (``--format``); ``json`` always."""
+    renderers: dict[str, Render] = {"json": json_line, **(formats or {})}
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Emulate the Circle token endpoint and the local CircleService over HTTP. "
-        "Prints one JSON line (URLs and demo credentials), then serves until SIGINT/SIGTERM.",
+        "Prints its URLs and demo credentials once both ports listen, then serves until SIGINT/SIGTERM.",
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(renderers),
+        default="json",
+        help="how to print the URLs and credentials: one JSON line (default)"
+        + (", or `export CIRCLE_...=...` lines to source in a shell (env)" if "env" in renderers else ""),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="service port; 0 = a free port (the real one is 31415)")
@@ -111,4 +131,5 @@ def main_cli(argv: Sequence[str] | None = None, prog: str = "python -m circle_br
         token_body=args.token_body,
         create_delay=args.create_delay,
         invite_wait=args.invite_wait,
+        render=renderers[args.format],
     )

@@ -180,11 +180,15 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
     from tests.bridge_harness import emulator_running, start_bridge, wait_until
 
     seen: dict[int, str] = {}
+    replies: list[dict[str, Any]] = []
 
-    async def code_of(bridge: BridgeClient, method: str, params: Any = None) -> int:
-        reply = await bridge.request_raw(method, params)
+    def error_code(reply: dict[str, Any]) -> int:
+        replies.append(reply["error"])
         code: int = reply["error"]["code"]
         return code
+
+    async def code_of(bridge: BridgeClient, method: str, params: Any = None) -> int:
+        return error_code(await bridge.request_raw(method, params))
 
     with emulator_running() as emulator, emulator_running() as other:
 
@@ -194,7 +198,7 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
             seen[await code_of(b, "circle/enumCircles", {})] = "before initialize"
             await b.initialize()
             b.send_raw(encode_frame(b"{nope"))
-            seen[(await asyncio.wait_for(b.unsolicited.get(), 10))["error"]["code"]] = "bad JSON"
+            seen[error_code(await asyncio.wait_for(b.unsolicited.get(), 10))] = "bad JSON"
             seen[await code_of(b, "initialize", {})] = "second initialize"
             seen[await code_of(b, "circle/nope", {})] = "unknown method"
             seen[await code_of(b, "circle/enumTopics", {})] = "missing circleId"
@@ -207,7 +211,7 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
             slow = asyncio.ensure_future(b.request_raw("circle/enumTopics", {"circleId": "x"}, msg_id="c"))
             await wait_until(lambda: emulator.stats["enumTopics"] == topics_before + 1)
             b.cancel("c")
-            seen[(await slow)["error"]["code"]] = "cancelled"
+            seen[error_code(await slow)] = "cancelled"
             emulator.set_faults(serviceDelay=0.0, serviceDown=True)
             seen[await code_of(b, "circle/enumCircles", {})] = "service down"
             await b.close()
@@ -227,5 +231,12 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
             await unconfigured.client.close()
 
         run(scenario())
-    documented = {e["code"] for e in SPEC["components"]["errors"].values()}
-    assert set(seen) == documented - {-32603}, seen
+    documented = {e["code"]: e for e in SPEC["components"]["errors"].values()}
+    assert set(seen) == set(documented) - {-32603}, seen
+    # every reply has the documented shape: the catalogue's message (then `: detail`), and `data`
+    # an object with a boolean `retryable`
+    for error in replies:
+        entry = documented[error["code"]]
+        assert error["message"] == entry["message"] or error["message"].startswith(entry["message"] + ": "), error
+        assert isinstance(error["data"], dict), error
+        assert isinstance(error["data"]["retryable"], bool), error

@@ -38,7 +38,7 @@ def test_readme_embeds_each_client_example_verbatim() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     ts = (ROOT / "clients" / "typescript" / "examples" / "quickstart.ts").read_text(encoding="utf-8")
     lua = (ROOT / "clients" / "neovim" / "examples" / "list_circles.lua").read_text(encoding="utf-8")
-    go_source = (ROOT / "clients" / "go" / "example_test.go").read_text(encoding="utf-8")
+    go_source = (ROOT / "clients" / "go" / "circlebridge" / "example_test.go").read_text(encoding="utf-8")
     go = go_source[go_source.index("func Example() {") :]
     go = go[: go.index("\n}\n") + 2]
     for snippet in (ts.strip(), lua.strip(), go):

@@ -1,8 +1,7 @@
 import pytest
-from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage
 
 from circle_bridge import _errors as E
-from circle_bridge._codec import Invalid, decode_message
+from circle_bridge._codec import Invalid, Notification, Request, Response, cancel_target, decode_message
 
 
 @pytest.mark.parametrize(
@@ -33,18 +32,43 @@ def test_invalid_messages(body: bytes, code: int, reply_id: object) -> None:
 
 def test_request_and_notification() -> None:
     req = decode_message(b'{"jsonrpc":"2.0","id":"a-1","method":"circle/enumTopics","params":{"circleId":"c"}}')
-    assert isinstance(req, JsonRPCRequestMessage)
+    assert isinstance(req, Request)
     assert req.id == "a-1"
     assert req.params == {"circleId": "c"}
     note = decode_message(b'{"jsonrpc":"2.0","method":"initialized"}')
-    assert isinstance(note, JsonRPCNotification)
+    assert isinstance(note, Notification)
     assert note.params is None
 
 
-def test_cancel_params_become_attribute_access() -> None:
-    note = decode_message(b'{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":9}}')
-    assert isinstance(note, JsonRPCNotification)
-    assert note.params.id == 9
+@pytest.mark.parametrize(
+    ("params", "target"),
+    [
+        ({"id": 9}, 9),
+        ({"id": "a"}, "a"),
+        ({"id": [1]}, None),
+        ({"id": {"x": 1}}, None),
+        ({"id": True}, None),
+        (None, None),
+    ],
+)
+def test_cancel_target_is_only_a_valid_id(params: object, target: object) -> None:
+    assert cancel_target(params) == target
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"jsonrpc":"2.0","id":1,"result":null}', b'{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"x"}}'],
+)
+def test_replies_from_the_client_decode_as_responses(body: bytes) -> None:
+    assert isinstance(decode_message(body), Response)
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deep_nesting_is_an_invalid_request_not_a_crash(depth: int) -> None:
+    for body in (b"[" * depth + b"]" * depth, b'{"jsonrpc":"2.0","id":1,"method":"x","params":' + b"[" * depth):
+        result = decode_message(body)
+        assert isinstance(result, Invalid)
+        assert result.spec.code in (-32600, -32700)
 
 
 def test_catalogue_codes_are_unique_and_outside_reserved_ranges() -> None:

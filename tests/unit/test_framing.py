@@ -88,3 +88,42 @@ def test_garbage_then_a_later_frame_in_another_read() -> None:
     assert isinstance(first[0], FrameError)
     assert parser.feed(b"Cont") == []
     assert parser.feed(frames(b"[6]")[4:]) == [b"[6]"]
+
+
+def test_lf_only_header_is_accepted_and_the_next_frame_survives() -> None:
+    parser = FrameParser(1024)
+    assert parser.feed(b"Content-Length: 2\n\n{}" + frames(b"[1]")) == [b"{}", b"[1]"]
+
+
+def test_stray_blank_lines_between_frames_cost_nothing() -> None:
+    parser = FrameParser(1024)
+    assert parser.feed(frames(b"{}") + b"\r\n\n\r\n" + frames(b"[1]")) == [b"{}", b"[1]"]
+
+
+def test_bytes_glued_before_a_header_cost_one_error_not_the_frame() -> None:
+    parser = FrameParser(1024)
+    out = parser.feed(b"xyz" + frames(b"[1]"))
+    assert [type(item) for item in out] == [FrameError, bytes]
+    assert out[1] == b"[1]"
+
+
+def test_content_length_shorter_than_the_body_loses_no_later_frame() -> None:
+    parser = FrameParser(1024)
+    out = parser.feed(b'Content-Length: 5\r\n\r\n{"jsonrpc":"2.0","id":1,"method":"x"}' + frames(b"[2]"))
+    assert out[0] == b'{"jso'
+    assert out[-1] == b"[2]"
+    assert all(isinstance(item, FrameError) for item in out[1:-1])
+
+
+def test_thousands_of_length_digits_are_an_error_not_a_crash() -> None:
+    parser = FrameParser(1024)
+    out = parser.feed(b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n{}" + frames(b"[3]"))
+    assert isinstance(out[0], FrameError)
+    assert out[-1] == b"[3]"
+
+
+def test_an_implausible_length_resyncs_instead_of_waiting_forever() -> None:
+    parser = FrameParser(1024)
+    out = parser.feed(b"Content-Length: 99999999999999999\r\n\r\n{}" + frames(b"[4]"))
+    assert isinstance(out[0], FrameError)
+    assert out[-1] == b"[4]"

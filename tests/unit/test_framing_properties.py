@@ -55,3 +55,28 @@ def test_oversize_frames_are_skipped_exactly(extra: int, frames: list[bytes], po
     assert isinstance(out[0], FrameError)
     assert "exceeds" in out[0].reason
     assert out[1:] == frames
+
+
+# The junk kinds that once swallowed the valid frame behind them (issue 11): a stray line break,
+# bytes glued before a header, a Content-Length shorter than its body, an LF-only header block.
+junk = st.sampled_from(
+    [
+        b"\r\n",
+        b"\n",
+        b"garbage",
+        b"Content-Length: 3\r\n\r\n" + b'{"jsonrpc":"2.0","id":99}',
+        b"Content-Length: 2\n\n{}",
+        b"Content-Length: 123456789012345678901234567890\r\n\r\n",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(junk, min_size=1, max_size=4), bodies, cuts)
+def test_known_junk_never_costs_the_next_frame(junks: list[bytes], frames: list[bytes], points: list[int]) -> None:
+    data = b"".join(j + encode_frame(f) for j, f in zip(itertools.cycle(junks), frames, strict=False))
+    out = feed_in_chunks(FrameParser(1 << 20), data, points)
+    good = [item for item in out if isinstance(item, bytes)]
+    # each valid frame arrives, in order; junk may add frames of its own (the LF-only one is valid)
+    it = iter(good)
+    assert all(any(g == f for g in it) for f in frames)

@@ -23,7 +23,7 @@ SPEC = ROOT / "protocol" / "circle-bridge.openrpc.json"
 # (module in tools.codegen, output path); each module has `render(spec: dict) -> str`
 TARGETS: tuple[tuple[str, Path], ...] = (
     ("typescript", ROOT / "clients" / "typescript" / "src" / "protocol.ts"),
-    ("go", ROOT / "clients" / "go" / "protocol_gen.go"),
+    ("go", ROOT / "clients" / "go" / "circlebridge" / "protocol_gen.go"),
     ("markdown", ROOT / "protocol" / "methods.md"),
     ("neovim", ROOT / "clients" / "neovim" / "lua" / "circle_bridge" / "protocol.lua"),
 )

@@ -52,3 +52,18 @@ def method_kind(method: dict[str, Any]) -> str:
     if isinstance(kind, str):
         return kind
     return "request" if "result" in method else "notification"
+
+
+# The two stability markers of the document, with the one wording every generator renders.
+EXPERIMENTAL_NOTE = "not covered by the versioning promise; it may change or go away in any release."
+OBSERVED_NOTE = "Observed in CircleService replies, not documented by Circle; do not rely on it."
+
+
+def is_experimental(method: dict[str, Any]) -> bool:
+    """The method carries `"x-experimental": true`."""
+    return method.get("x-experimental") is True
+
+
+def is_observed(schema: Any) -> bool:
+    """A property schema carries `"x-observed": true`: seen upstream, never documented."""
+    return isinstance(schema, dict) and schema.get("x-observed") is True

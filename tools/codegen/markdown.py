@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tools.codegen._spec import method_kind
+from tools.codegen._spec import EXPERIMENTAL_NOTE, is_experimental, method_kind
 
 
 def _json(value: Any) -> str:
@@ -16,7 +16,10 @@ def methods_section(spec: dict[str, Any]) -> str:
     lines: list[str] = []
     for method in spec["methods"]:
         kind = method_kind(method)
-        lines.append(f"### `{method['name']}` ({kind})\n")
+        experimental = ", experimental" if is_experimental(method) else ""
+        lines.append(f"### `{method['name']}` ({kind}{experimental})\n")
+        if experimental:
+            lines.append(f"> **Experimental:** `{method['name']}` is {EXPERIMENTAL_NOTE}\n")
         lines.append(f"{method['summary']} {method['description']}\n")
         if method["params"]:
             names = ", ".join(f"`{p['name']}`" + ("" if p["required"] else " (optional)") for p in method["params"])

@@ -378,7 +378,130 @@ local function main()
   end)
 end
 
-local ok, err = xpcall(main, debug.traceback)
+
+-- The text of `:checkhealth circle_bridge`, one string per line; closes its tab afterwards.
+local function checkhealth()
+  vim.cmd('silent checkhealth circle_bridge')
+  local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  local buf = vim.api.nvim_get_current_buf()
+  pcall(vim.cmd, 'tabclose')
+  pcall(vim.api.nvim_buf_delete, buf, { force = true })
+  return lines
+end
+
+-- The report line holding `text`, checked to carry `level` (OK, WARNING or ERROR; Neovim 0.7
+-- writes "- OK: text", 0.10 "- ✅ OK text").
+local function reported(lines, level, text)
+  for _, line in ipairs(lines) do
+    if line:find(text, 1, true) then
+      check(line:find(level, 1, true), string.format('%q is reported, but not as %s', line, level))
+      return line
+    end
+  end
+  error(string.format('no report line holds %q in:\n%s', text, table.concat(lines, '\n')), 2)
+end
+
+local function no_level(lines, level)
+  for _, line in ipairs(lines) do
+    check(not line:find('%- ' .. level) and not line:find(' ' .. level .. ':', 1, true), 'unexpected ' .. line)
+  end
+end
+
+local function docs_and_health()
+  test('doc/circle_bridge.txt: :helptags accepts it and every tag and |link| resolves', function()
+    local dir = vim.fn.tempname()
+    vim.fn.mkdir(dir .. '/doc', 'p')
+    local text = vim.fn.readfile('doc/circle_bridge.txt')
+    vim.fn.writefile(text, dir .. '/doc/circle_bridge.txt')
+    vim.cmd('helptags ' .. vim.fn.fnameescape(dir .. '/doc')) -- raises on a duplicate tag
+    vim.opt.rtp:prepend(dir)
+    local tags, links = {}, {}
+    for _, line in ipairs(text) do
+      for tag in line:gmatch('%*([^%s*|]+)%*') do
+        tags[#tags + 1] = tag
+      end
+      for link in line:gmatch('|([^%s|]+)|') do
+        links[#links + 1] = link
+      end
+    end
+    check(#tags >= 20, 'tags found: ' .. #tags)
+    for _, tag in ipairs(tags) do
+      vim.cmd('help ' .. vim.fn.escape(tag, ' '))
+      check(vim.api.nvim_buf_get_name(0):find('circle_bridge.txt$'), ':help ' .. tag .. ' opened ' .. vim.api.nvim_buf_get_name(0))
+      check(vim.api.nvim_get_current_line():find('*' .. tag .. '*', 1, true), ':help ' .. tag .. ' landed elsewhere')
+    end
+    for _, link in ipairs(links) do
+      local found, why = pcall(vim.cmd, 'help ' .. vim.fn.escape(link, ' '))
+      check(found, '|' .. link .. '| does not resolve: ' .. tostring(why))
+    end
+    -- every command the plugin defines is documented
+    for _, name in ipairs({ 'CircleCircles', 'CircleTopics', 'CircleStatus', 'CircleStop' }) do
+      check(vim.tbl_contains(tags, ':' .. name), ':' .. name .. ' has no help tag')
+    end
+    for _, fn in ipairs({ 'setup', 'enum_circles', 'enum_topics', 'is_service_running', 'request', 'stop' }) do
+      check(vim.tbl_contains(tags, 'circle_bridge.' .. fn .. '()'), fn .. '() has no help tag')
+    end
+    vim.cmd('helpclose')
+  end)
+
+  test(':checkhealth circle_bridge reports the executable, the settings and the bridge as OK', function()
+    cb_mod.setup({ cmd = bridge_cmd })
+    local lines = checkhealth()
+    reported(lines, 'OK', 'Neovim 0.')
+    reported(lines, 'OK', '(' .. bridge_bin .. ')')
+    reported(lines, 'OK', 'circle-bridge doctor: credentials')
+    reported(lines, 'OK', 'answers (started for this check)')
+    reported(lines, 'OK', 'protocol ' .. protocol.protocol_version)
+    reported(lines, 'OK', 'CircleService is running at ' .. service_url)
+    no_level(lines, 'ERROR')
+    no_level(lines, 'WARNING')
+    eq(cb_mod.is_running(), true, 'the bridge the check started keeps running')
+    reported(checkhealth(), 'OK', 'answers (already running)')
+  end, function()
+    await('stop', cb_mod.stop)
+  end)
+
+  test(':checkhealth names missing settings, never a value, and a dead service', function()
+    local secret = assert(os.getenv('CIRCLE_SECRET'))
+    local app_key = assert(os.getenv('CIRCLE_APP_KEY'))
+    cb_mod.setup({ cmd = bridge_cmd, env = { CIRCLE_SECRET = '', CIRCLE_SERVICE_URL = 'http://127.0.0.1:9' } })
+    local lines = checkhealth()
+    local verdict = reported(lines, 'WARNING', 'circle-bridge doctor: credentials')
+    check(verdict:find('CIRCLE_SECRET', 1, true), 'the missing setting is named: ' .. verdict)
+    reported(lines, 'WARNING', 'CircleService is NOT running at http://127.0.0.1:9')
+    local all = table.concat(lines, '\n')
+    check(not all:find(secret, 1, true) and not all:find(app_key, 1, true), 'a secret leaked into :checkhealth')
+  end, function()
+    await('stop', cb_mod.stop)
+    cb_mod.setup({ cmd = bridge_cmd })
+  end)
+
+  test(':checkhealth reports a missing executable as an ERROR with advice', function()
+    cb_mod.setup({ cmd = { '/nonexistent/circle-bridge', 'serve', '--stdio' } })
+    local lines = checkhealth()
+    reported(lines, 'ERROR', '/nonexistent/circle-bridge is not executable')
+    check(table.concat(lines, '\n'):find('give its full path', 1, true), 'advice is shown')
+    eq(cb_mod.is_running(), false, 'no bridge was started')
+  end, function()
+    cb_mod.setup({ cmd = bridge_cmd })
+  end)
+
+  test(':checkhealth skips the settings for a cmd that uses --emulator', function()
+    cb_mod.setup({ cmd = { bridge_bin, 'serve', '--stdio', '--emulator' }, env = { CIRCLE_SECRET = '' } })
+    local lines = checkhealth()
+    reported(lines, 'OK', 'CircleService is running at http://127.0.0.1:')
+    no_level(lines, 'WARNING')
+    check(table.concat(lines, '\n'):find('no Circle credentials are needed', 1, true), 'the emulator is named')
+  end, function()
+    await('stop', cb_mod.stop)
+    cb_mod.setup({ cmd = bridge_cmd })
+  end)
+end
+
+local ok, err = xpcall(function()
+  main()
+  docs_and_health()
+end, debug.traceback)
 if not ok then
   failed = failed + 1
   out('FAILED (outside a test)\n' .. tostring(err))

@@ -1,20 +1,18 @@
-import { type CancellationToken, createMessageConnection, type MessageConnection } from "vscode-jsonrpc/node";
+import { CancellationToken, createMessageConnection, type MessageConnection } from "vscode-jsonrpc/node";
 
 import type { Endpoint } from "./endpoint";
 import { CircleBridgeError, ClientErrorCodes, toCircleBridgeError } from "./errors";
-import type {
-  CircleInitializeResult,
-  EnumCirclesResult,
-  EnumTopicsParams,
-  EnumTopicsResult,
-  InitializeParams,
-  InitializeResult,
-  IsServiceRunningResult,
-  OpenRpcDocument,
-  RequestMethod,
-  Requests,
-  ServerCapabilities,
-  ServerInfo,
+import {
+  type CircleMethods,
+  type InitializeParams,
+  type InitializeResult,
+  NOTIFICATION_METHODS,
+  type OpenRpcDocument,
+  REQUEST_METHODS,
+  type RequestMethod,
+  type Requests,
+  type ServerCapabilities,
+  type ServerInfo,
 } from "./protocol";
 
 /** Options of the `initialize` handshake and of `close()`, for `spawn()` and `connect()`. */
@@ -29,29 +27,6 @@ export interface HandshakeOptions {
   startTimeoutMs?: number;
   /** How long `close()` waits at each step before killing the bridge. Default 5 000 ms. */
   closeTimeoutMs?: number;
-}
-
-/** The `circle/*` methods, one per protocol method, named after it. */
-export interface CircleMethods {
-  /** `circle/isServiceRunning`: is the local CircleService reachable? Never fails for a dead service. */
-  isServiceRunning(token?: CancellationToken): Promise<IsServiceRunningResult>;
-  /**
-   * `circle/initialize`: get a token and authorize with CircleService. Optional (other calls
-   * authorize on demand); the place to surface credential errors early.
-   * Rejects with ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed,
-   * UpstreamTimeout or BadConfiguration.
-   */
-  initialize(token?: CancellationToken): Promise<CircleInitializeResult>;
-  /**
-   * `circle/enumCircles`: the circles this user belongs to; fields beyond `circleId` are passed
-   * on as CircleService sent them. Rejects like `initialize`, and with CircleOperationFailed.
-   */
-  enumCircles(token?: CancellationToken): Promise<EnumCirclesResult>;
-  /**
-   * `circle/enumTopics`: the topics of one circle. An unknown circle rejects with
-   * CircleOperationFailed (-33004) and CircleService's message in `data.upstreamMessage`.
-   */
-  enumTopics(params: EnumTopicsParams, token?: CancellationToken): Promise<EnumTopicsResult>;
 }
 
 const DEFAULT_START_TIMEOUT_MS = 30_000;
@@ -76,13 +51,18 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TI
  *
  * Every call rejects with a `CircleBridgeError` when the bridge answers with an error or goes away.
  * Each takes an optional `CancellationToken` (vscode-jsonrpc's, or VS Code's): cancelling it sends
- * `$/cancelRequest`, and the call then rejects with RequestCancelled (-32800).
+ * `$/cancelRequest`. A call the bridge had not answered yet then rejects with RequestCancelled
+ * (-32800); one whose reply was already on its way resolves as usual.
+ *
+ * It is a `Disposable` (VS Code's `context.subscriptions.push(client)` works) and an
+ * `AsyncDisposable` (`await using client = await spawn()`): both run `close()`.
  */
 export class CircleBridgeClient {
   /** The bridge's `serverInfo` from the `initialize` reply (`name` is "circle-bridge"). */
   readonly serverInfo: ServerInfo;
   readonly capabilities: ServerCapabilities;
   readonly protocolVersion: string;
+  /** One typed wrapper per `circle/*` method, generated from the protocol (see `CircleMethods`). */
   readonly circle: CircleMethods;
   /**
    * Settles when the bridge is gone, for whatever reason: its exit code when it was a child
@@ -108,12 +88,32 @@ export class CircleBridgeClient {
     void endpoint.ended.then(() => {
       this.#ended = true;
     });
-    this.circle = {
-      isServiceRunning: (token) => this.request("circle/isServiceRunning", {}, token),
-      initialize: (token) => this.request("circle/initialize", {}, token),
-      enumCircles: (token) => this.request("circle/enumCircles", {}, token),
-      enumTopics: (params, token) => this.request("circle/enumTopics", params, token),
-    };
+    this.circle = this.#namespace("circle/") as unknown as CircleMethods;
+  }
+
+  /**
+   * The wrappers of one namespace, built from the generated method lists so a method added to
+   * the protocol needs no hand-written code. A wrapper without params takes only the token;
+   * `CancellationToken.is` tells the two call shapes apart (an empty params object is no token).
+   */
+  #namespace(prefix: string): Record<string, (...args: unknown[]) => Promise<unknown>> {
+    const wrappers: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+    for (const method of REQUEST_METHODS.filter((name) => name.startsWith(prefix))) {
+      wrappers[method.slice(prefix.length)] = (first, second) =>
+        CancellationToken.is(first)
+          ? this.request(method, {} as never, first)
+          : this.request(method, (first ?? {}) as never, second as CancellationToken | undefined);
+    }
+    for (const method of NOTIFICATION_METHODS.filter((name) => name.startsWith(prefix))) {
+      wrappers[method.slice(prefix.length)] = async (params) => {
+        try {
+          await this.#connection.sendNotification(method, params ?? {});
+        } catch (error) {
+          throw toCircleBridgeError(error, method);
+        }
+      };
+    }
+    return wrappers;
   }
 
   /** Call any request method of the protocol by name; the typed wrappers are built on this. */
@@ -145,6 +145,20 @@ export class CircleBridgeClient {
   close(): Promise<number | null> {
     this.#closing ??= this.#close();
     return this.#closing;
+  }
+
+  /**
+   * Start `close()` without waiting for it, for owners that dispose synchronously (VS Code's
+   * `Disposable`, as vscode-jsonrpc's `MessageConnection.dispose()`). Await `closed` to know when
+   * the bridge is gone.
+   */
+  dispose(): void {
+    void this.close();
+  }
+
+  /** `await using client = await spawn()`: `close()` runs when the block is left. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   async #close(): Promise<number | null> {

@@ -10,7 +10,7 @@ import { processEndpoint, type SocketAddress, socketEndpoint } from "./endpoint"
 import { CircleBridgeError, ClientErrorCodes } from "./errors";
 
 export { CancellationToken, CancellationTokenSource } from "vscode-jsonrpc/node";
-export { CircleBridgeClient, type CircleMethods, type HandshakeOptions } from "./client";
+export { CircleBridgeClient, type HandshakeOptions } from "./client";
 export type { SocketAddress } from "./endpoint";
 export {
   CircleBridgeError,

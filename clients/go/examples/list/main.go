@@ -9,7 +9,7 @@ import (
 	"log"
 	"time"
 
-	circlebridge "github.com/circle-bridge/circle-bridge/clients/go"
+	"github.com/circle-bridge/circle-bridge/clients/go/circlebridge"
 )
 
 func main() {

@@ -96,6 +96,12 @@ function M.setup(opts)
   M.create_commands()
 end
 
+--- The effective options (defaults merged with the last setup()), as a copy.
+---@return table { cmd, env, cwd, request_timeout_ms, exit_timeout_ms }
+function M.config()
+  return vim.deepcopy(config)
+end
+
 ---@return boolean true when a bridge process is up and past the handshake
 function M.is_running()
   return conn ~= nil and conn.status == 'running'

@@ -26,9 +26,13 @@ M.methods = {
   circle_decrypt = "circle/decrypt",
   circle_lockUser = "circle/lockUser",
   circle_unlockUser = "circle/unlockUser",
+  -- Experimental: circle/genInvite is not covered by the versioning promise; it may change or go away in any release.
   circle_genInvite = "circle/genInvite",
+  -- Experimental: circle/processInvite is not covered by the versioning promise; it may change or go away in any release.
   circle_processInvite = "circle/processInvite",
+  -- Experimental: circle/enumFiles is not covered by the versioning promise; it may change or go away in any release.
   circle_enumFiles = "circle/enumFiles",
+  -- Experimental: circle/addFile is not covered by the versioning promise; it may change or go away in any release.
   circle_addFile = "circle/addFile",
   circle_putSecret = "circle/putSecret",
   circle_getSecret = "circle/getSecret",
@@ -217,9 +221,9 @@ M.errors = {
 ---@field additionalJson? string
 ---@field messageTimeOffset? integer
 ---@field time? string
----@field messageType? integer
----@field messageSubType? integer
----@field messageId? string
+---@field messageType? integer Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field messageSubType? integer Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field messageId? string Observed in CircleService replies, not documented by Circle; do not rely on it.
 ---@field [string] any
 
 ---@class circle_bridge.CancelParams
@@ -261,8 +265,8 @@ M.errors = {
 --- A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
 ---@class circle_bridge.CircleInfo
 ---@field circleId string
----@field circleName? string
----@field circleDescription? string
+---@field circleName? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field circleDescription? string Observed in CircleService replies, not documented by Circle; do not rely on it.
 ---@field [string] any
 
 ---@class circle_bridge.EnumFilesResult
@@ -285,8 +289,8 @@ M.errors = {
 --- A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
 ---@class circle_bridge.TopicInfo
 ---@field topicId string
----@field topicName? string
----@field topicDescription? string
+---@field topicName? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field topicDescription? string Observed in CircleService replies, not documented by Circle; do not rely on it.
 ---@field [string] any
 
 ---@class circle_bridge.GenInviteParams
@@ -299,8 +303,8 @@ M.errors = {
 
 --- "An Invite ID and an authorization code" (Circle's C# docs); the member names are not documented.
 ---@class circle_bridge.InviteInfo
----@field inviteId? string
----@field authCode? string
+---@field inviteId? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field authCode? string Observed in CircleService replies, not documented by Circle; do not rely on it.
 ---@field [string] any
 
 ---@class circle_bridge.GetMessagesParams
@@ -418,8 +422,8 @@ M.errors = {
 --- The caller's own membership of the circle. Only `locked` is documented.
 ---@class circle_bridge.WhoAmIResult
 ---@field locked boolean
----@field memberId? string
----@field displayName? string
+---@field memberId? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field displayName? string Observed in CircleService replies, not documented by Circle; do not rely on it.
 ---@field [string] any
 
 ---@class circle_bridge.WorkDoneProgressCancelParams

@@ -1,12 +1,19 @@
 // Package circlebridge is a Go client for circle-bridge, the JSON-RPC 2.0 server that signs
 // Circle token requests and calls the local CircleService for you.
 //
+//	import "github.com/circle-bridge/circle-bridge/clients/go/circlebridge"
+//
 // Spawn starts `circle-bridge serve --stdio` as a child process; Dial connects to a bridge that
 // listens on a socket; Connect speaks the protocol over any io.ReadWriteCloser. All three do the
 // initialize handshake before they return. The Circle methods hang off Client.Circle:
 //
 //	c, err := circlebridge.Spawn(ctx, circlebridge.Options{})
 //	circles, err := c.Circle.EnumCircles(ctx)
+//	err = c.Shutdown(ctx) // or c.Close(), which allows 10 s
+//
+// Every call takes a context: it bounds the wait for the reply, the wait for the connection's
+// write lock, and (on streams that support write deadlines: sockets and Spawn's pipe) the write
+// itself.
 //
 // Errors the bridge answers with are *Error values (use errors.As); their codes are the Code*
 // constants of the protocol's error catalogue. A Client is safe for concurrent use.
@@ -29,9 +36,9 @@ import (
 // Version is this client's version, sent as clientInfo.version.
 const Version = "0.1.0"
 
-// closeTimeout bounds each step of Close: the shutdown round trip, then the wait for the bridge
-// to exit after `exit`. A bridge that overruns it is killed.
-const closeTimeout = 5 * time.Second
+// closeTimeout is the time Close gives Shutdown: the shutdown round trip, the exit notification
+// and the wait for the bridge to end the connection. A spawned bridge that overruns it is killed.
+const closeTimeout = 10 * time.Second
 
 // ErrClosed is returned (wrapped) by calls on a client whose connection has ended.
 var ErrClosed = errors.New("circlebridge: connection closed")
@@ -80,12 +87,16 @@ type Options struct {
 	Command string
 	// Args are the arguments. Nil means ["serve", "--stdio"].
 	Args []string
-	// Env is appended to os.Environ() for the child, e.g. "CIRCLE_SERVICE_URL=...". The bridge
-	// is configured only by CIRCLE_* environment variables.
+	// Env holds "KEY=value" strings appended to os.Environ() for the child (the format of
+	// exec.Cmd.Env), e.g. []string{"CIRCLE_SERVICE_URL=http://127.0.0.1:31415"}. A later entry
+	// wins over an earlier one with the same key, so Env overrides this process's variables.
 	Env []string
 	// Stderr receives the bridge's log. Nil means os.Stderr.
 	Stderr io.Writer
-	// ClientInfo is sent in initialize. Nil means {Name: "circle-bridge-go", Version: Version}.
+	// ClientInfo is sent as clientInfo in initialize; the bridge logs it. It is the generated
+	// struct *ClientInfo{Name string; Version string} (Version may be ""), e.g.
+	// &circlebridge.ClientInfo{Name: "my-tool", Version: "1.2.0"}. Nil means
+	// {Name: "circle-bridge-go", Version: Version}.
 	ClientInfo *ClientInfo
 }
 
@@ -94,10 +105,10 @@ type Client struct {
 	// Circle holds the circle/* methods.
 	Circle *CircleService
 
-	conn    io.ReadWriteCloser
-	proc    *exec.Cmd // nil unless Spawn started the bridge
-	writeMu sync.Mutex
-	init    InitializeResult
+	conn     io.ReadWriteCloser
+	proc     *exec.Cmd     // nil unless Spawn started the bridge
+	writeSem chan struct{} // capacity 1: holding it is the right to write a frame
+	init     InitializeResult
 
 	mu      sync.Mutex
 	nextID  int64
@@ -179,15 +190,20 @@ func Spawn(ctx context.Context, opts Options) (*Client, error) {
 	if cmd.Stderr == nil {
 		cmd.Stderr = os.Stderr
 	}
-	stdin, err := cmd.StdinPipe()
+	// os.Pipe rather than cmd.StdinPipe: its write end is an *os.File, which supports write
+	// deadlines, so a context can interrupt a write to a bridge that stopped reading.
+	stdinRead, stdin, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("circlebridge: spawn: %w", err)
 	}
+	cmd.Stdin = stdinRead
 	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("circlebridge: spawn: %w", err)
+	if err == nil {
+		err = cmd.Start()
 	}
-	if err := cmd.Start(); err != nil {
+	_ = stdinRead.Close() // the child has its own copy now (or never will)
+	if err != nil {
+		_ = stdin.Close()
 		return nil, fmt.Errorf("circlebridge: spawn: %w", err)
 	}
 	pid := os.Getpid()
@@ -212,7 +228,13 @@ func Connect(ctx context.Context, conn io.ReadWriteCloser) (*Client, error) {
 }
 
 func start(ctx context.Context, conn io.ReadWriteCloser, proc *exec.Cmd, pid *int, info *ClientInfo) (*Client, error) {
-	c := &Client{conn: conn, proc: proc, pending: map[int64]chan *message{}, done: make(chan struct{})}
+	c := &Client{
+		conn:     conn,
+		proc:     proc,
+		writeSem: make(chan struct{}, 1),
+		pending:  map[int64]chan *message{},
+		done:     make(chan struct{}),
+	}
 	c.Circle = &CircleService{c: c}
 	go c.readLoop()
 	if info == nil {
@@ -222,7 +244,7 @@ func start(ctx context.Context, conn io.ReadWriteCloser, proc *exec.Cmd, pid *in
 	err := c.Call(ctx, MethodInitialize, InitializeParams{ProcessID: pid, ClientInfo: info}, &result)
 	if err == nil {
 		c.init = result
-		err = c.Notify(MethodInitialized, nil)
+		err = c.Notify(ctx, MethodInitialized, nil)
 	}
 	if err != nil {
 		_ = conn.Close()
@@ -261,8 +283,8 @@ func (c *Client) Discover(ctx context.Context) (json.RawMessage, error) {
 //
 // A JSON-RPC error reply is returned as *Error. When ctx ends first, Call sends $/cancelRequest
 // for the request and returns at once with an error wrapping ctx.Err(); it does not wait for the
-// bridge's -32800 reply, which is dropped when it comes. A write that blocks (a bridge that has
-// stopped reading) is not interrupted by ctx.
+// bridge's -32800 reply, which is dropped when it comes. ctx also bounds sending the request; see
+// Notify for what happens when it ends in the middle of a write.
 func (c *Client) Call(ctx context.Context, method string, params, result any) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("circlebridge: %s: %w", method, err)
@@ -278,7 +300,7 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 	c.pending[id] = reply
 	c.mu.Unlock()
 
-	if err := c.send(request{JSONRPC: "2.0", ID: &id, Method: method, Params: params}); err != nil {
+	if err := c.send(ctx, request{JSONRPC: "2.0", ID: &id, Method: method, Params: params}); err != nil {
 		c.forget(id)
 		return fmt.Errorf("circlebridge: %s: %w", method, err)
 	}
@@ -289,7 +311,10 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 		if !c.forget(id) { // the reply won the race and is already in the channel
 			return decodeReply(method, <-reply, result)
 		}
-		_ = c.Notify(MethodCancelRequest, CancelParams{ID: json.RawMessage(strconv.FormatInt(id, 10))})
+		// ctx is over, yet the cancellation must still go out: give it a short budget of its own.
+		cancelCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelSendTimeout)
+		_ = c.Notify(cancelCtx, MethodCancelRequest, CancelParams{ID: json.RawMessage(strconv.FormatInt(id, 10))})
+		cancel()
 		return fmt.Errorf("circlebridge: %s: %w", method, ctx.Err())
 	case <-c.done:
 		select {
@@ -302,44 +327,63 @@ func (c *Client) Call(ctx context.Context, method string, params, result any) er
 }
 
 // Notify sends a notification (no reply). params nil omits them.
-func (c *Client) Notify(method string, params any) error {
-	if err := c.send(request{JSONRPC: "2.0", Method: method, Params: params}); err != nil {
+//
+// ctx bounds the wait for the write lock (another call may be writing) and the write itself when
+// the stream supports write deadlines (net.Conn, and the pipe Spawn creates). A write that ctx
+// interrupts may have sent part of a frame, so the connection is closed and the error wraps both
+// ctx.Err() and ErrClosed. On other streams a blocked write ignores ctx.
+func (c *Client) Notify(ctx context.Context, method string, params any) error {
+	if err := c.send(ctx, request{JSONRPC: "2.0", Method: method, Params: params}); err != nil {
 		return fmt.Errorf("circlebridge: %s: %w", method, err)
 	}
 	return nil
 }
 
-// Close ends the connection the way the protocol asks: a shutdown request, the exit
-// notification, then closing the stream. For a spawned bridge it waits for the process (killing
-// it if it has not exited within 5 s) and returns an error if the exit code is not 0. Later calls
-// return ErrClosed; Close itself may be called again and returns the same result.
-func (c *Client) Close() error {
-	c.closeOnce.Do(func() { c.closeErr = c.close() })
+// Shutdown ends the connection the way the protocol asks: a shutdown request (which the bridge
+// answers once every earlier request is answered), the exit notification, then closing the
+// stream and waiting for the bridge to end it. For a spawned bridge it waits for the process and
+// returns an error if the exit code is not 0.
+//
+// ctx bounds all of it. If ctx ends first, a spawned bridge is killed (a connection is just
+// closed), and the error wraps ctx.Err(). Shutdown and Close share one outcome: whichever runs
+// first does the work, and every later Shutdown or Close returns its result. Calls made after it
+// return an error wrapping ErrClosed.
+func (c *Client) Shutdown(ctx context.Context) error {
+	c.closeOnce.Do(func() { c.closeErr = c.shutdown(ctx) })
 	return c.closeErr
 }
 
-func (c *Client) close() error {
-	var errs []error
+// Close is Shutdown with a 10-second limit, for `defer c.Close()`.
+func (c *Client) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
+	return c.Shutdown(ctx)
+}
+
+func (c *Client) shutdown(ctx context.Context) error {
+	var errs []error
 	if err := c.Call(ctx, MethodShutdown, nil, nil); err != nil {
 		errs = append(errs, err)
-	} else if err := c.Notify(MethodExit, nil); err != nil {
+	} else if err := c.Notify(ctx, MethodExit, nil); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.conn.Close(); err != nil && c.proc == nil {
+	if err := c.conn.Close(); err != nil && c.proc == nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, fmt.Errorf("circlebridge: close: %w", err))
 	}
-	timer := time.NewTimer(closeTimeout)
-	defer timer.Stop()
 	select {
 	case <-c.done:
-	case <-timer.C:
-		if c.proc != nil {
-			_ = c.proc.Process.Kill() // its stdout closes, so the reader ends
+	default:
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			if c.proc != nil {
+				_ = c.proc.Process.Kill() // its stdout closes, so the reader ends
+			}
 			<-c.done
+			if ctxErr := ctx.Err(); !errorsContain(errs, ctxErr) {
+				errs = append(errs, fmt.Errorf("circlebridge: shutdown: the bridge did not end the connection in time: %w", ctxErr))
+			}
 		}
-		errs = append(errs, fmt.Errorf("circlebridge: close: the bridge did not end the connection within %v", closeTimeout))
 	}
 	if c.proc != nil {
 		if err := c.proc.Wait(); err != nil {
@@ -349,17 +393,68 @@ func (c *Client) close() error {
 	return errors.Join(errs...)
 }
 
-func (c *Client) send(req request) error {
+func errorsContain(errs []error, target error) bool {
+	for _, err := range errs {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// cancelSendTimeout bounds sending $/cancelRequest once the call's own ctx has ended.
+const cancelSendTimeout = 5 * time.Second
+
+// aLongTimeAgo is a write deadline in the past: it makes a blocked write return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+type writeDeadliner interface {
+	SetWriteDeadline(t time.Time) error
+}
+
+func (c *Client) send(ctx context.Context, req request) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	if err := writeFrame(c.conn, body); err != nil {
-		return fmt.Errorf("%w: %w", ErrClosed, err)
+	select {
+	case c.writeSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
+	defer func() { <-c.writeSem }()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err = c.writeFrame(ctx, body)
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		_ = c.conn.Close() // part of a frame may be out: the stream cannot carry another one
+		return fmt.Errorf("%w: %w: %w", ctxErr, ErrClosed, err)
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, err)
+}
+
+// writeFrame writes one frame; the caller holds writeSem. When the stream supports write
+// deadlines, ctx ending moves the deadline into the past, which ends a blocked write.
+func (c *Client) writeFrame(ctx context.Context, body []byte) error {
+	conn, ok := c.conn.(writeDeadliner)
+	if !ok || ctx.Done() == nil {
+		return writeFrame(c.conn, body)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = conn.SetWriteDeadline(aLongTimeAgo)
+		close(fired)
+	})
+	err := writeFrame(c.conn, body)
+	if !stop() {
+		<-fired
+		_ = conn.SetWriteDeadline(time.Time{}) // the next writer starts without a deadline
+	}
+	return err
 }
 
 // forget removes a pending request and reports whether it was still pending.
@@ -416,9 +511,13 @@ func (c *Client) dispatch(body []byte) error {
 			Code: CodeMethodNotFound, Message: "Method not found: " + msg.Method,
 		}})
 		if err == nil {
-			c.writeMu.Lock()
-			err = writeFrame(c.conn, reply)
-			c.writeMu.Unlock()
+			// The reader must not block on a stuck writer forever; the bridge is the peer that
+			// stopped reading then, so the reply is best effort.
+			ctx, cancel := context.WithTimeout(context.Background(), cancelSendTimeout)
+			c.writeSem <- struct{}{}
+			err = c.writeFrame(ctx, reply)
+			<-c.writeSem
+			cancel()
 		}
 		return err
 	}
@@ -461,8 +560,9 @@ func decodeReply(method string, msg *message, result any) error {
 // bridge reads as the end of the connection; exec.Cmd.Wait closes stdout.
 type pipeConn struct {
 	io.ReadCloser
-	stdin io.WriteCloser
+	stdin *os.File
 }
 
-func (p pipeConn) Write(b []byte) (int, error) { return p.stdin.Write(b) }
-func (p pipeConn) Close() error                { return p.stdin.Close() }
+func (p pipeConn) Write(b []byte) (int, error)        { return p.stdin.Write(b) }
+func (p pipeConn) Close() error                       { return p.stdin.Close() }
+func (p pipeConn) SetWriteDeadline(t time.Time) error { return p.stdin.SetWriteDeadline(t) }

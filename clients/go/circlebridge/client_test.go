@@ -219,26 +219,20 @@ func TestCancelSlowCall(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	time.AfterFunc(200*time.Millisecond, cancel)
-	start := time.Now()
 	_, err := c.Circle.EnumCircles(ctx)
-	cancelled := time.Now()
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
-	if elapsed := cancelled.Sub(start); elapsed > time.Second {
-		t.Errorf("the cancelled call returned after %v, want about 200ms", elapsed)
-	}
-	// The bridge got $/cancelRequest: it answers the request with -32800 long before the 2 s delay.
+	// The reply reaches stray only for an id no call waits on, so getting it there proves Call
+	// returned without waiting for it. -32800 proves the bridge got $/cancelRequest: had the call
+	// run out its 2 s delay, the reply would be the circles.
 	select {
 	case msg := <-late:
 		if msg.Error == nil || msg.Error.Code != CodeRequestCancelled {
 			t.Errorf("late reply = %+v, want error -32800", msg)
 		}
-		if waited := time.Since(cancelled); waited > time.Second {
-			t.Errorf("-32800 came %v after the cancel, want it well before the 2 s delay", waited)
-		}
-	case <-time.After(1500 * time.Millisecond):
-		t.Fatal("no -32800 reply within 1.5 s of the cancel")
+	case <-time.After(15 * time.Second):
+		t.Fatal("no reply to the cancelled request within 15 s")
 	}
 
 	// The connection stays usable once the service is fast again. (Not with enumCircles: the
@@ -434,10 +428,10 @@ func TestDial(t *testing.T) {
 func TestListProgram(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go command in PATH to build examples/list")
+		t.Fatalf("no go command in PATH to build examples/list: %v", err)
 	}
 	exe := filepath.Join(t.TempDir(), "list")
-	build := exec.Command(goBin, "build", "-o", exe, "./examples/list")
+	build := exec.Command(goBin, "build", "-o", exe, "../examples/list")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./examples/list: %v\n%s", err, out)
 	}

@@ -7,7 +7,7 @@ import (
 	"log"
 	"time"
 
-	circlebridge "github.com/circle-bridge/circle-bridge/clients/go"
+	"github.com/circle-bridge/circle-bridge/clients/go/circlebridge"
 )
 
 // Example lists the circles and counts their topics. The bridge reads its configuration from

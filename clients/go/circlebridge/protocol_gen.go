@@ -134,8 +134,9 @@ var codeRetryable = map[int]bool{
 
 // AddFileParams is the protocol's AddFileParams object.
 type AddFileParams struct {
-	CircleID    string `json:"circleId"`
-	TopicID     string `json:"topicId"`
+	CircleID string `json:"circleId"`
+	TopicID  string `json:"topicId"`
+	// A path on the user's machine; re-adding the same path adds a revision.
 	FilePath    string `json:"filePath"`
 	Description string `json:"description,omitempty"`
 }
@@ -172,14 +173,16 @@ func (a *AddFileParams) UnmarshalJSON(data []byte) error {
 // AddMessageParams is the protocol's AddMessageParams object. Defaults make a plain text message
 // need only `circleId`, `topicId` and `message`.
 type AddMessageParams struct {
-	CircleID       string          `json:"circleId"`
-	TopicID        string          `json:"topicId"`
-	Message        string          `json:"message"`
-	MessageType    *int            `json:"messageType,omitempty"`
-	MessageSubType *int            `json:"messageSubType,omitempty"`
-	Context        string          `json:"context,omitempty"`
-	ObjectPath     string          `json:"objectPath,omitempty"`
-	Base64Data     string          `json:"base64Data,omitempty"`
+	CircleID string `json:"circleId"`
+	TopicID  string `json:"topicId"`
+	Message  string `json:"message"`
+	// 100 is MarkupText in Circle's C# docs.
+	MessageType    *int   `json:"messageType,omitempty"`
+	MessageSubType *int   `json:"messageSubType,omitempty"`
+	Context        string `json:"context,omitempty"`
+	ObjectPath     string `json:"objectPath,omitempty"`
+	Base64Data     string `json:"base64Data,omitempty"`
+	// Sent to Circle as a string; an object is JSON-encoded by the bridge first.
 	AdditionalJSON json.RawMessage `json:"additionalJson,omitempty"`
 }
 
@@ -293,8 +296,10 @@ func (c *CancelParams) UnmarshalJSON(data []byte) error {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type CircleInfo struct {
-	CircleID          string                     `json:"circleId"`
-	CircleName        string                     `json:"circleName,omitempty"`
+	CircleID string `json:"circleId"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	CircleName string `json:"circleName,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
 	CircleDescription string                     `json:"circleDescription,omitempty"`
 	Extra             map[string]json.RawMessage `json:"-"`
 }
@@ -335,10 +340,11 @@ func (c CircleInfo) MarshalJSON() ([]byte, error) {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type CircleInitializeResult struct {
-	Authorized bool                       `json:"authorized"`
-	EndUserID  string                     `json:"endUserId"`
-	ExpiresIn  float64                    `json:"expiresIn"`
-	Extra      map[string]json.RawMessage `json:"-"`
+	Authorized bool   `json:"authorized"`
+	EndUserID  string `json:"endUserId"`
+	// Seconds until the current token expires; the bridge renews it before then on its own.
+	ExpiresIn float64                    `json:"expiresIn"`
+	Extra     map[string]json.RawMessage `json:"-"`
 }
 
 // UnmarshalJSON decodes the keys of CircleInitializeResult exactly as spelled in the protocol.
@@ -438,9 +444,11 @@ func (c ClientInfo) MarshalJSON() ([]byte, error) {
 
 // CreateCircleParams is the protocol's CreateCircleParams object.
 type CreateCircleParams struct {
-	CircleName        string          `json:"circleName"`
-	CircleDescription string          `json:"circleDescription,omitempty"`
-	WorkDoneToken     json.RawMessage `json:"workDoneToken,omitempty"`
+	CircleName        string `json:"circleName"`
+	CircleDescription string `json:"circleDescription,omitempty"`
+	// LSP work-done progress: when given, the bridge sends `$/progress` notifications with this token
+	// (`begin`, a `report` every second while CircleService works, `end`).
+	WorkDoneToken json.RawMessage `json:"workDoneToken,omitempty"`
 }
 
 // UnmarshalJSON decodes the keys of CreateCircleParams exactly as spelled in the protocol.
@@ -746,8 +754,9 @@ func (f FileInfo) MarshalJSON() ([]byte, error) {
 
 // GenInviteParams is the protocol's GenInviteParams object.
 type GenInviteParams struct {
-	CircleID    string `json:"circleId"`
-	IsAddDevice *bool  `json:"isAddDevice,omitempty"`
+	CircleID string `json:"circleId"`
+	// True: invite another device of the same user; false: a new member.
+	IsAddDevice *bool `json:"isAddDevice,omitempty"`
 }
 
 // UnmarshalJSON decodes the keys of GenInviteParams exactly as spelled in the protocol.
@@ -809,9 +818,11 @@ func (g GenInviteResult) MarshalJSON() ([]byte, error) {
 
 // GetMessagesParams is the protocol's GetMessagesParams object.
 type GetMessagesParams struct {
-	CircleID       string `json:"circleId"`
-	TopicID        string `json:"topicId"`
-	MsgTypeFilters []int  `json:"msgTypeFilters,omitempty"`
+	CircleID string `json:"circleId"`
+	TopicID  string `json:"topicId"`
+	// Message types to return; empty (the default) asks for every type. Circle's own client sends
+	// `[100]`.
+	MsgTypeFilters []int `json:"msgTypeFilters,omitempty"`
 }
 
 // UnmarshalJSON decodes the keys of GetMessagesParams exactly as spelled in the protocol.
@@ -844,6 +855,7 @@ func (g *GetMessagesParams) UnmarshalJSON(data []byte) error {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type GetMessagesResult struct {
+	// In CircleService's order (oldest first, as Circle's own client assumes).
 	Messages []MessageInfo              `json:"messages"`
 	Extra    map[string]json.RawMessage `json:"-"`
 }
@@ -876,9 +888,11 @@ func (g GetMessagesResult) MarshalJSON() ([]byte, error) {
 
 // GetSecretParams is the protocol's GetSecretParams object.
 type GetSecretParams struct {
-	Name     string `json:"name"`
+	Name string `json:"name"`
+	// Default: the first circle (circle/enumCircles order).
 	CircleID string `json:"circleId,omitempty"`
-	TopicID  string `json:"topicId,omitempty"`
+	// Default: the first topic of the circle.
+	TopicID string `json:"topicId,omitempty"`
 }
 
 // UnmarshalJSON decodes the keys of GetSecretParams exactly as spelled in the protocol.
@@ -911,12 +925,14 @@ func (g *GetSecretParams) UnmarshalJSON(data []byte) error {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type GetSecretResult struct {
-	Found    bool                       `json:"found"`
-	CircleID string                     `json:"circleId,omitempty"`
-	TopicID  string                     `json:"topicId,omitempty"`
-	Value    string                     `json:"value,omitempty"`
-	Time     string                     `json:"time,omitempty"`
-	Extra    map[string]json.RawMessage `json:"-"`
+	Found    bool   `json:"found"`
+	CircleID string `json:"circleId,omitempty"`
+	TopicID  string `json:"topicId,omitempty"`
+	// The newest value stored under the name (it may be empty).
+	Value string `json:"value,omitempty"`
+	// When it was stored, ISO 8601 UTC, if CircleService says.
+	Time  string                     `json:"time,omitempty"`
+	Extra map[string]json.RawMessage `json:"-"`
 }
 
 // UnmarshalJSON decodes the keys of GetSecretResult exactly as spelled in the protocol.
@@ -963,6 +979,7 @@ func (g GetSecretResult) MarshalJSON() ([]byte, error) {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type InitializeParams struct {
+	// The parent process: on stdio the bridge exits when it dies.
 	ProcessID  *int                       `json:"processId,omitempty"`
 	ClientInfo *ClientInfo                `json:"clientInfo,omitempty"`
 	Extra      map[string]json.RawMessage `json:"-"`
@@ -1044,7 +1061,9 @@ func (i InitializeResult) MarshalJSON() ([]byte, error) {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type InviteInfo struct {
-	InviteID string                     `json:"inviteId,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	InviteID string `json:"inviteId,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
 	AuthCode string                     `json:"authCode,omitempty"`
 	Extra    map[string]json.RawMessage `json:"-"`
 }
@@ -1118,8 +1137,9 @@ func (i IsServiceRunningResult) MarshalJSON() ([]byte, error) {
 
 // LockUserParams is the protocol's LockUserParams object.
 type LockUserParams struct {
-	CircleID      string `json:"circleId"`
-	NumberOfCodes *int   `json:"numberOfCodes,omitempty"`
+	CircleID string `json:"circleId"`
+	// Every Circle client asks for 2.
+	NumberOfCodes *int `json:"numberOfCodes,omitempty"`
 }
 
 // UnmarshalJSON decodes the keys of LockUserParams exactly as spelled in the protocol.
@@ -1149,6 +1169,9 @@ func (l *LockUserParams) UnmarshalJSON(data []byte) error {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type LockUserResult struct {
+	// As Circle gives them: base64 RSA (PKCS#1 v1.5) ciphertexts for the developer's PublicKey.
+	// Decrypt them in your backend (`circle-bridge unlock-codes decrypt`), never on the user's
+	// machine, and hand them to the user or an admin by another channel.
 	EncryptedUnlockCodes []string                   `json:"encryptedUnlockCodes"`
 	Extra                map[string]json.RawMessage `json:"-"`
 }
@@ -1184,14 +1207,19 @@ func (l LockUserResult) MarshalJSON() ([]byte, error) {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type MessageInfo struct {
-	Message           string                     `json:"message,omitempty"`
-	AdditionalJSON    string                     `json:"additionalJson,omitempty"`
-	MessageTimeOffset *int                       `json:"messageTimeOffset,omitempty"`
-	Time              string                     `json:"time,omitempty"`
-	MessageType       *int                       `json:"messageType,omitempty"`
-	MessageSubType    *int                       `json:"messageSubType,omitempty"`
-	MessageID         string                     `json:"messageId,omitempty"`
-	Extra             map[string]json.RawMessage `json:"-"`
+	Message        string `json:"message,omitempty"`
+	AdditionalJSON string `json:"additionalJson,omitempty"`
+	// Milliseconds since 1970-01-01 UTC (Circle's C# docs).
+	MessageTimeOffset *int `json:"messageTimeOffset,omitempty"`
+	// `messageTimeOffset` as ISO 8601 UTC with milliseconds, added by the bridge.
+	Time string `json:"time,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	MessageType *int `json:"messageType,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	MessageSubType *int `json:"messageSubType,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	MessageID string                     `json:"messageId,omitempty"`
+	Extra     map[string]json.RawMessage `json:"-"`
 }
 
 // UnmarshalJSON decodes the keys of MessageInfo exactly as spelled in the protocol.
@@ -1261,9 +1289,11 @@ func (n *NoParams) UnmarshalJSON(data []byte) error {
 
 // ProcessInviteParams is the protocol's ProcessInviteParams object.
 type ProcessInviteParams struct {
-	InviteID     string `json:"inviteId"`
-	AuthCode     string `json:"authCode"`
-	Wait20Second *bool  `json:"wait20Second,omitempty"`
+	InviteID string `json:"inviteId"`
+	AuthCode string `json:"authCode"`
+	// CircleService waits 20 s before answering, in case the invite is authorized at once; the bridge
+	// then waits 25 s longer than `CIRCLE_SERVICE_TIMEOUT`.
+	Wait20Second *bool `json:"wait20Second,omitempty"`
 }
 
 // UnmarshalJSON decodes the keys of ProcessInviteParams exactly as spelled in the protocol.
@@ -1296,6 +1326,7 @@ func (p *ProcessInviteParams) UnmarshalJSON(data []byte) error {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type ProcessInviteResult struct {
+	// The id of the peer device that validates the authorization code.
 	RequestAuthVerificationID string                     `json:"requestAuthVerificationId,omitempty"`
 	Extra                     map[string]json.RawMessage `json:"-"`
 }
@@ -1367,10 +1398,12 @@ func (p ProgressParams) MarshalJSON() ([]byte, error) {
 
 // PutSecretParams is the protocol's PutSecretParams object.
 type PutSecretParams struct {
-	Name     string `json:"name"`
-	Value    string `json:"value"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	// Default: the first circle (circle/enumCircles order).
 	CircleID string `json:"circleId,omitempty"`
-	TopicID  string `json:"topicId,omitempty"`
+	// Default: the first topic of the circle.
+	TopicID string `json:"topicId,omitempty"`
 }
 
 // UnmarshalJSON decodes the keys of PutSecretParams exactly as spelled in the protocol.
@@ -1444,10 +1477,13 @@ func (p PutSecretResult) MarshalJSON() ([]byte, error) {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type ServerCapabilities struct {
-	Methods      []string                   `json:"methods"`
-	Cancellation bool                       `json:"cancellation"`
-	Batches      bool                       `json:"batches"`
-	Extra        map[string]json.RawMessage `json:"-"`
+	// Every method this server answers, lifecycle included.
+	Methods []string `json:"methods"`
+	// `$/cancelRequest` is honoured.
+	Cancellation bool `json:"cancellation"`
+	// JSON-RPC batches are accepted (false: a batch gets -32600).
+	Batches bool                       `json:"batches"`
+	Extra   map[string]json.RawMessage `json:"-"`
 }
 
 // UnmarshalJSON decodes the keys of ServerCapabilities exactly as spelled in the protocol.
@@ -1525,8 +1561,10 @@ func (s ServerInfo) MarshalJSON() ([]byte, error) {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type TopicInfo struct {
-	TopicID          string                     `json:"topicId"`
-	TopicName        string                     `json:"topicName,omitempty"`
+	TopicID string `json:"topicId"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	TopicName string `json:"topicName,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
 	TopicDescription string                     `json:"topicDescription,omitempty"`
 	Extra            map[string]json.RawMessage `json:"-"`
 }
@@ -1594,7 +1632,8 @@ func (t *TopicParams) UnmarshalJSON(data []byte) error {
 
 // UnlockUserParams is the protocol's UnlockUserParams object.
 type UnlockUserParams struct {
-	CircleID    string   `json:"circleId"`
+	CircleID string `json:"circleId"`
+	// The decrypted codes, all of them.
 	UnlockCodes []string `json:"unlockCodes"`
 }
 
@@ -1657,8 +1696,10 @@ func (u UpstreamReply) MarshalJSON() ([]byte, error) {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type WhoAmIResult struct {
-	Locked      bool                       `json:"locked"`
-	MemberID    string                     `json:"memberId,omitempty"`
+	Locked bool `json:"locked"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	MemberID string `json:"memberId,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
 	DisplayName string                     `json:"displayName,omitempty"`
 	Extra       map[string]json.RawMessage `json:"-"`
 }
@@ -1724,8 +1765,10 @@ func (w *WorkDoneProgressCancelParams) UnmarshalJSON(data []byte) error {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type WorkDoneProgressValue struct {
-	Kind        json.RawMessage            `json:"kind"`
-	Title       string                     `json:"title,omitempty"`
+	Kind json.RawMessage `json:"kind"`
+	// `begin` only.
+	Title string `json:"title,omitempty"`
+	// `begin` only: true, the request can be cancelled with `$/cancelRequest`.
 	Cancellable *bool                      `json:"cancellable,omitempty"`
 	Message     string                     `json:"message,omitempty"`
 	Extra       map[string]json.RawMessage `json:"-"`
@@ -1778,7 +1821,7 @@ type WindowService struct {
 // the running request that reports `$/progress` with this token, exactly as `$/cancelRequest` with
 // its id would: the request is answered with -32800. Unknown or finished tokens are ignored.
 func (s *WindowService) WorkDoneProgressCancel(ctx context.Context, params WorkDoneProgressCancelParams) error {
-	return s.c.Notify(MethodWindowWorkDoneProgressCancel, params)
+	return s.c.Notify(ctx, MethodWindowWorkDoneProgressCancel, params)
 }
 
 // CircleService holds the circle/* methods; use it as Client.Circle.
@@ -1965,6 +2008,9 @@ func (s *CircleService) UnlockUser(ctx context.Context, params UnlockUserParams)
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
 // CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+//
+// Experimental: circle/genInvite is not covered by the versioning promise; it may change or go
+// away in any release.
 func (s *CircleService) GenInvite(ctx context.Context, params GenInviteParams) (*GenInviteResult, error) {
 	var result GenInviteResult
 	if err := s.c.Call(ctx, MethodCircleGenInvite, params, &result); err != nil {
@@ -1982,6 +2028,9 @@ func (s *CircleService) GenInvite(ctx context.Context, params GenInviteParams) (
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
 // CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+//
+// Experimental: circle/processInvite is not covered by the versioning promise; it may change or go
+// away in any release.
 func (s *CircleService) ProcessInvite(ctx context.Context, params ProcessInviteParams) (*ProcessInviteResult, error) {
 	var result ProcessInviteResult
 	if err := s.c.Call(ctx, MethodCircleProcessInvite, params, &result); err != nil {
@@ -1998,6 +2047,9 @@ func (s *CircleService) ProcessInvite(ctx context.Context, params ProcessInviteP
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
 // CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+//
+// Experimental: circle/enumFiles is not covered by the versioning promise; it may change or go
+// away in any release.
 func (s *CircleService) EnumFiles(ctx context.Context, params TopicParams) (*EnumFilesResult, error) {
 	var result EnumFilesResult
 	if err := s.c.Call(ctx, MethodCircleEnumFiles, params, &result); err != nil {
@@ -2015,6 +2067,9 @@ func (s *CircleService) EnumFiles(ctx context.Context, params TopicParams) (*Enu
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
 // CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+//
+// Experimental: circle/addFile is not covered by the versioning promise; it may change or go away
+// in any release.
 func (s *CircleService) AddFile(ctx context.Context, params AddFileParams) (*UpstreamReply, error) {
 	var result UpstreamReply
 	if err := s.c.Call(ctx, MethodCircleAddFile, params, &result); err != nil {

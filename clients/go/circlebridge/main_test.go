@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	bin := os.Getenv("CIRCLE_BRIDGE_BIN")
 	if bin == "" {
-		bin = filepath.Join("..", "..", ".venv", "bin", "circle-bridge")
+		bin = filepath.Join("..", "..", "..", ".venv", "bin", "circle-bridge")
 	}
 	bin, err := filepath.Abs(bin)
 	if err == nil {
