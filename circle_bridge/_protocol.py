@@ -556,9 +556,9 @@ METHODS: tuple[Method, ...] = (
         "The bridge fills in `CustomerId` (CIRCLE_CUSTOMER_ID) and `CustomerToken` (the bearer token it "
         "authorized with, which CircleService already holds). Creation takes seconds: with a "
         "`workDoneToken` the bridge reports LSP `$/progress` (`begin`, a `report` every second, `end`), "
-        "and the request can be cancelled with `$/cancelRequest` (-32800; CircleService may still "
-        "create the circle, so list the circles afterwards). The bridge waits 60 s longer than "
-        "`CIRCLE_SERVICE_TIMEOUT` for it.",
+        "and the request can be cancelled with `$/cancelRequest`, or `window/workDoneProgress/cancel` with "
+        "the token (-32800; CircleService may still create the circle, so list the circles afterwards). "
+        "The bridge waits 60 s longer than `CIRCLE_SERVICE_TIMEOUT` for it.",
         CreateCircleParams,
         CreateCircleResult,
         errors=(*_CIRCLE_ERRORS, E.REQUEST_CANCELLED),

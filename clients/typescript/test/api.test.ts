@@ -57,7 +57,7 @@ describe("the Circle API through spawn()", () => {
   });
 
   it("createCircle makes a circle with one topic", async () => {
-    const created = await within(client.request("circle/createCircle", { circleName: "TS ✓" }), CALL_TIMEOUT_MS, "createCircle");
+    const created = await within(client.circle.createCircle({ circleName: "TS ✓" }), CALL_TIMEOUT_MS, "createCircle");
     assert.equal(typeof created.circleId, "string");
     circleId = created.circleId ?? "";
     const { circles } = await client.circle.enumCircles();
@@ -71,28 +71,28 @@ describe("the Circle API through spawn()", () => {
 
   it("createCircle can be cancelled", async () => {
     const source = new CancellationTokenSource();
-    const call = client.request("circle/createCircle", { circleName: "never mind", workDoneToken: "ts-1" }, source.token);
+    const call = client.circle.createCircle({ circleName: "never mind", workDoneToken: "ts-1" }, source.token);
     source.cancel();
     const error = await rejection(call);
     assert.equal(error.name, "RequestCancelled");
   });
 
   it("putSecret then getSecret returns the newest value; a missing name is found: false", async () => {
-    await client.request("circle/putSecret", { name: "ts-key", value: "one" });
-    await client.request("circle/putSecret", { name: "ts-key", value: "two" });
-    const got = await client.request("circle/getSecret", { name: "ts-key" });
+    await client.circle.putSecret({ name: "ts-key", value: "one" });
+    await client.circle.putSecret({ name: "ts-key", value: "two" });
+    const got = await client.circle.getSecret({ name: "ts-key" });
     assert.equal(got.found, true);
     assert.equal(got.value, "two");
-    assert.equal((await client.request("circle/getSecret", { name: "ts-absent" })).found, false);
+    assert.equal((await client.circle.getSecret({ name: "ts-absent" })).found, false);
   });
 
   it("addMessage with three fields; getMessages gives ISO times and filters by type", async () => {
     const [topic] = (await client.circle.enumTopics({ circleId })).topics;
     assert.ok(topic);
     const where = { circleId, topicId: topic.topicId };
-    await client.request("circle/addMessage", { ...where, message: "hello" });
-    await client.request("circle/addMessage", { ...where, message: "typed", messageType: 5 });
-    const all = (await client.request("circle/getMessages", where)).messages;
+    await client.circle.addMessage({ ...where, message: "hello" });
+    await client.circle.addMessage({ ...where, message: "typed", messageType: 5 });
+    const all = (await client.circle.getMessages(where)).messages;
     assert.deepEqual(
       all.map((m) => m.message),
       ["hello", "typed"],
@@ -100,7 +100,7 @@ describe("the Circle API through spawn()", () => {
     for (const m of all) {
       assert.equal(new Date(m.time ?? "").getTime(), m.messageTimeOffset);
     }
-    const fives = (await client.request("circle/getMessages", { ...where, msgTypeFilters: [5] })).messages;
+    const fives = (await client.circle.getMessages({ ...where, msgTypeFilters: [5] })).messages;
     assert.deepEqual(
       fives.map((m) => m.message),
       ["typed"],
@@ -108,28 +108,28 @@ describe("the Circle API through spawn()", () => {
   });
 
   it("lockUser -> backend decrypts -> unlockUser; whoAmI shows locked before and after", async () => {
-    assert.equal((await client.request("circle/whoAmI", { circleId })).locked, false);
-    const locked = await client.request("circle/lockUser", { circleId });
+    assert.equal((await client.circle.whoAmI({ circleId })).locked, false);
+    const locked = await client.circle.lockUser({ circleId });
     assert.equal(locked.encryptedUnlockCodes.length, 2);
-    assert.equal((await client.request("circle/whoAmI", { circleId })).locked, true);
+    assert.equal((await client.circle.whoAmI({ circleId })).locked, true);
     const privateKey = (emulator.info as unknown as { privateKey: string }).privateKey;
     const codes = decryptAsBackend(privateKey, locked);
     assert.equal(codes.length, 2);
-    await client.request("circle/unlockUser", { circleId, unlockCodes: codes });
-    assert.equal((await client.request("circle/whoAmI", { circleId })).locked, false);
-    const again = await rejection(client.request("circle/unlockUser", { circleId, unlockCodes: codes }));
+    await client.circle.unlockUser({ circleId, unlockCodes: codes });
+    assert.equal((await client.circle.whoAmI({ circleId })).locked, false);
+    const again = await rejection(client.circle.unlockUser({ circleId, unlockCodes: codes }));
     assert.equal(again.name, "CircleOperationFailed");
   });
 
   it("invites and files (experimental methods)", async () => {
-    const { invite } = await client.request("circle/genInvite", { circleId });
+    const { invite } = await client.circle.genInvite({ circleId });
     assert.ok(invite?.inviteId && invite.authCode);
-    const accepted = await client.request("circle/processInvite", { inviteId: invite.inviteId, authCode: invite.authCode });
+    const accepted = await client.circle.processInvite({ inviteId: invite.inviteId, authCode: invite.authCode });
     assert.equal(typeof accepted.requestAuthVerificationId, "string");
     const [topic] = (await client.circle.enumTopics({ circleId })).topics;
     assert.ok(topic);
-    await client.request("circle/addFile", { circleId, topicId: topic.topicId, filePath: "/tmp/ts-notes.txt" });
-    const { files } = await client.request("circle/enumFiles", { circleId, topicId: topic.topicId });
+    await client.circle.addFile({ circleId, topicId: topic.topicId, filePath: "/tmp/ts-notes.txt" });
+    const { files } = await client.circle.enumFiles({ circleId, topicId: topic.topicId });
     assert.deepEqual(
       files.map((f) => f.fileName),
       ["ts-notes.txt"],
@@ -140,10 +140,10 @@ describe("the Circle API through spawn()", () => {
     const [topic] = (await client.circle.enumTopics({ circleId })).topics;
     assert.ok(topic);
     const where = { circleId, topicId: topic.topicId };
-    const { messages } = await client.request("circle/addMessage", { ...where, message: "scan", base64Data: "aGk=" });
+    const { messages } = await client.circle.addMessage({ ...where, message: "scan", base64Data: "aGk=" });
     const sealed = messages?.["base64Data"];
     assert.equal(typeof sealed, "string");
-    const opened = await client.request("circle/decrypt", { ...where, toDecrypt: sealed as string });
+    const opened = await client.circle.decrypt({ ...where, toDecrypt: sealed as string });
     assert.equal(opened.decryptedData, "aGk=");
   });
 });
