@@ -50,6 +50,11 @@ SETTINGS: tuple[Setting, ...] = (
         "PEM CA bundle trusted for https, in addition to the OS trust store and `SSL_CERT_FILE`.",
     ),
     Setting("nonce_unit", "CIRCLE_NONCE_UNIT", "`s` (epoch seconds, as Circle's demos) or `ms` (as its docs)."),
+    Setting(
+        "service_paths",
+        "CIRCLE_SERVICE_PATHS",
+        "Paths of the experimental methods, e.g. `genInvite=/v1/invite,addFile=/v1/files`; default `/v1/<name>`.",
+    ),
     Setting("token_timeout", "CIRCLE_TOKEN_TIMEOUT", "Seconds to wait for the token endpoint (or token source)."),
     Setting("service_timeout", "CIRCLE_SERVICE_TIMEOUT", "Seconds to wait for CircleService."),
     Setting("log_level", "CIRCLE_BRIDGE_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR; logs go to stderr."),
@@ -114,6 +119,7 @@ class Settings:
     service_url: str = DEFAULT_SERVICE_URL
     ca_file: str | None = None
     nonce_unit: Literal["s", "ms"] = "s"
+    service_paths: str | None = None
     token_timeout: float = 10.0
     service_timeout: float = 10.0
     log_level: str = "WARNING"

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from ._upstream import (
     CommandTokenSource,
     Identity,
     IssuedToken,
+    OperationReply,
     ServiceClient,
     ServiceProbe,
     SignedTokenSource,
@@ -32,6 +33,7 @@ from ._upstream import (
     TokenSource,
     Unauthorized,
     check_bearer,
+    parse_service_paths,
     token_lifetime,
     token_subject,
     trust_context,
@@ -408,6 +410,30 @@ class Session:
             lambda: self._with_token(lambda token: self._service.enum_topics(token, circle_id)),
         )
 
+    async def call(
+        self,
+        operation: str,
+        fields: Mapping[str, Any],
+        *,
+        extra_time: float = 0.0,
+        as_customer: bool = False,
+    ) -> OperationReply:
+        """Any other CircleService operation, authorized, with the one retry after a 401. Never
+        coalesced: a read must see every write that finished before it started.
+
+        ``as_customer`` adds ``customerId`` (the configured CustomerCode) and ``customerToken``: the
+        bearer token of this very call, which CircleService already holds, so nothing new leaves
+        the machine (createCircle, circle-api.md §3.5)."""
+
+        def once(token: str) -> Awaitable[OperationReply]:
+            body = dict(fields)
+            if as_customer:
+                body["customerId"] = self.identity.customer_id
+                body["customerToken"] = token
+            return self._service.call(token, operation, body, extra_time=extra_time)
+
+        return await self._with_token(once)
+
     async def aclose(self) -> None:
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
@@ -416,13 +442,22 @@ class Session:
         await self._source.aclose()
 
 
+def _service_paths(settings: Settings) -> dict[str, str]:
+    try:
+        return parse_service_paths(settings.service_paths)
+    except ValueError as exc:
+        raise BadConfiguration(f"CIRCLE_SERVICE_PATHS: {exc}", invalid=["CIRCLE_SERVICE_PATHS"]) from None
+
+
 def open_session(settings: Settings, *, clock: Clock = time.monotonic) -> Session:
     """The process-wide session. Missing credentials do not stop the server: calls that need them
     fail with BadConfiguration naming the missing settings, `circle/isServiceRunning` still works."""
     config_error: BadConfiguration | None = None
+    paths: dict[str, str] = {}
     try:
         customer_id, app_key, end_user_id, secret = settings.require_credentials()
         verify: ssl.SSLContext | bool = trust_context(settings.ca_file)
+        paths = _service_paths(settings)
     except BadConfiguration as exc:
         config_error = exc
         customer_id = settings.customer_id or ""
@@ -437,6 +472,7 @@ def open_session(settings: Settings, *, clock: Clock = time.monotonic) -> Sessio
         timeout=settings.service_timeout,
         verify=verify,
         max_body=settings.max_upstream_bytes,
+        paths=paths,
     )
     kind = settings.effective_token_source
     if kind == "client":

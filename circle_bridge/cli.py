@@ -137,6 +137,32 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if not missing else 1
 
 
+def _cmd_unlock_codes_decrypt(args: argparse.Namespace) -> int:
+    """A backend tool: the decrypted codes go to stdout, the product of the command; nothing else
+    ever shows them or the key."""
+    import stat
+    from pathlib import Path
+
+    from .unlock_codes import UnlockCodeError, decrypt_unlock_codes, load_private_key, read_codes
+
+    path = args.private_key_file
+    try:
+        mode = os.stat(path).st_mode
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        sys.stderr.write(f"circle-bridge unlock-codes: cannot read {path}: {exc.strerror}\n")
+        return 2
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        sys.stderr.write(f"circle-bridge unlock-codes: warning: {path} is readable by others; chmod 600 it\n")
+    try:
+        codes = decrypt_unlock_codes(load_private_key(data), read_codes(sys.stdin.read()))
+    except UnlockCodeError as exc:
+        sys.stderr.write(f"circle-bridge unlock-codes: {exc}\n")
+        return 1
+    sys.stdout.write(json.dumps(codes) + "\n" if args.json else "".join(c + "\n" for c in codes))
+    return 0
+
+
 def _emulator_env(description: dict[str, object]) -> str:
     """`circle-bridge emulator --format env`: lines to `source` into a shell."""
     values = as_env(emulator_settings(description))
@@ -193,6 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     spec = sub.add_parser("spec", help="print the OpenRPC document")
     spec.set_defaults(func=_cmd_spec)
+
+    unlock = sub.add_parser("unlock-codes", help="backend tool: decrypt the unlock codes of circle/lockUser")
+    unlock_sub = unlock.add_subparsers(dest="action", required=True)
+    decrypt = unlock_sub.add_parser(
+        "decrypt",
+        help="decrypt codes read on stdin (lockUser's JSON result, a JSON array, or one per line)",
+        description="Decrypt the unlock codes of circle/lockUser with the developer's Circle PrivateKey. "
+        "Run it in your backend, never on the locked user's machine. Codes are read on stdin; the "
+        "decrypted codes are written to stdout, one per line. Keep the key file mode 600.",
+    )
+    decrypt.add_argument(
+        "--private-key-file", required=True, help="the PrivateKey: base64 PKCS#8 DER (as Circle gives it) or PEM"
+    )
+    decrypt.add_argument("--json", action="store_true", help="print the codes as one JSON array")
+    decrypt.set_defaults(func=_cmd_unlock_codes_decrypt)
 
     doctor = sub.add_parser(
         "doctor",

@@ -13,18 +13,28 @@ from ._cloud import (
     token_lifetime,
     token_subject,
 )
-from ._service import ServiceClient, ServiceProbe, Unauthorized, tls_problem
+from ._service import (
+    EXPERIMENTAL_OPERATIONS,
+    OperationReply,
+    ServiceClient,
+    ServiceProbe,
+    Unauthorized,
+    parse_service_paths,
+    tls_problem,
+)
 from ._signing import sign, string_to_sign
 from ._sources import BackendTokenSource, CommandTokenSource
 from ._tls import trust_context
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
+    "EXPERIMENTAL_OPERATIONS",
     "BackendTokenSource",
     "CommandTokenSource",
     "Identity",
     "IssuedToken",
     "NonceUnit",
+    "OperationReply",
     "ServiceClient",
     "ServiceProbe",
     "SignedTokenSource",
@@ -32,6 +42,7 @@ __all__ = [
     "TokenSource",
     "Unauthorized",
     "check_bearer",
+    "parse_service_paths",
     "parse_token_body",
     "sign",
     "string_to_sign",

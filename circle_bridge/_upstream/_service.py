@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -121,7 +122,52 @@ class _EnumTopicsReply(_Reply):
     Topics: list[_Topic] | None = None
 
 
-R = TypeVar("R", bound=_Reply)
+class _OpenReply(msgspec.Struct):
+    """Any reply of the generic call path. `Status` may be absent: Circle's callers never read it on
+    whoAmI, createCircle or addMessage, so its presence there is not documented (§3.4)."""
+
+    Status: _Status | None = None
+
+
+R = TypeVar("R", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True)
+class OperationReply:
+    """A reply of the generic call path: its fields without ``Status``, and the fields ``Status``
+    held besides ``Result`` and ``Message`` (decrypt's ``DecryptedData`` may sit there, §3.4);
+    both camelCased."""
+
+    fields: dict[str, Any]
+    status_fields: dict[str, Any]
+
+
+EXPERIMENTAL_OPERATIONS = ("genInvite", "processInvite", "enumFiles", "addFile")
+"""Documented for C# only; their REST paths are inferred as ``/v1/<name>`` (circle-api.md §3.6)."""
+
+
+def parse_service_paths(text: str | None) -> dict[str, str]:
+    """``CIRCLE_SERVICE_PATHS``: ``genInvite=/v1/invite,addFile=/v1/files/add`` -> a path per
+    operation. Only the experimental operations can be moved. Raises ValueError naming the problem."""
+    paths: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, path = (part.strip() for part in item.partition("="))
+        if not sep or name not in EXPERIMENTAL_OPERATIONS:
+            raise ValueError(f"expected <operation>=/path with an operation of {', '.join(EXPERIMENTAL_OPERATIONS)}")
+        if not path.startswith("/") or any(c.isspace() for c in path):
+            raise ValueError(f"the path for {name} must start with / and hold no spaces")
+        paths[name] = path
+    return paths
+
+
+def pascal_key(key: str) -> str:
+    """``circleId`` -> ``CircleId``, ``wait20Second`` -> ``Wait20Second``: our wire names are
+    Circle's field names with a lower-case first letter."""
+    return key[:1].upper() + key[1:]
+
+
 _JSON = msgspec.json.Encoder()
 _DECODE = msgspec.json.Decoder().decode
 # One AsyncClient serialises on its pool lock under concurrency (httpx#3215, pygls-notes §3.3):
@@ -153,10 +199,13 @@ class ServiceClient:
         verify: ssl.SSLContext | bool = True,
         max_body: int = DEFAULT_MAX_BODY,
         transport: httpx.AsyncBaseTransport | None = None,  # tests: an in-memory CircleService
+        paths: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._app_key = app_key
         self._max_body = max_body
+        self.timeout = timeout
+        self._paths = dict(paths or {})
         limits = httpx.Limits(max_connections=_CONNECTIONS_PER_SHARD, max_keepalive_connections=_CONNECTIONS_PER_SHARD)
         self._clients = [
             httpx.AsyncClient(
@@ -192,11 +241,19 @@ class ServiceClient:
     async def is_running(self) -> bool:
         return (await self.probe()).running
 
-    async def _post(self, path: str, body: dict[str, Any], token: str | None) -> Answer:
+    async def _post(
+        self, path: str, body: dict[str, Any], token: str | None, read_timeout: float | None = None
+    ) -> Answer:
         headers = self._base_headers if token is None else {**self._base_headers, "Authorization": f"Bearer {token}"}
         client = next(self._next)
         try:
-            request = client.build_request("POST", path, content=_JSON.encode(body), headers=headers)
+            request = client.build_request(
+                "POST",
+                path,
+                content=_JSON.encode(body),
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if read_timeout is None else httpx.Timeout(read_timeout),
+            )
             reply = await client.send(request, stream=True)
             try:
                 answer = Answer(reply.status_code, await read_capped(reply, self._max_body, "service"))
@@ -259,6 +316,40 @@ class ServiceClient:
                 upstreamMessage=message,
             )
         return raw
+
+    def path_of(self, operation: str) -> str:
+        return self._paths.get(operation, f"/v1/{operation}")
+
+    async def call(
+        self, token: str, operation: str, fields: Mapping[str, Any], *, extra_time: float = 0.0
+    ) -> OperationReply:
+        """The one call path of every other ``/v1/*`` operation: ``fields`` (camelCase) become the
+        PascalCase body; the reply comes back camelCased without ``Status``, every field kept.
+        ``extra_time`` is added to the configured timeout, for operations known to take long.
+
+        Raises Unauthorized on HTTP 401, CircleOperationFailed when ``Status.Result`` is falsy or on
+        another HTTP error, UpstreamMalformed, UpstreamTimeout, ServiceNotRunning."""
+        body = {pascal_key(k): v for k, v in fields.items()}
+        timeout = self.timeout + extra_time if extra_time else None
+        reply = await self._post(self.path_of(operation), body, token, timeout)
+        if reply.status == 401:
+            raise Unauthorized(operation)
+        raw, typed = self._decode(reply, operation, _OpenReply)
+        status = typed.Status
+        if status is not None and not status.ok:
+            # masked, then bounded, like every upstream text that reaches a client
+            message = upstream_message_of(status.message)
+            raise CircleOperationFailed(
+                message or f"{operation} returned Status.Result false",
+                operation=operation,
+                upstreamMessage=message,
+            )
+        raw_status = raw.get("Status")
+        status_fields = raw_status if isinstance(raw_status, dict) else {}
+        return OperationReply(
+            fields=camelize({k: v for k, v in raw.items() if k != "Status"}),
+            status_fields=camelize({k: v for k, v in status_fields.items() if k not in ("Result", "Message")}),
+        )
 
     def _decode(self, reply: Answer, method: str, shape: type[R]) -> tuple[dict[str, Any], R]:
         """The raw reply (every field, for pass-through) and its typed view (for checks)."""

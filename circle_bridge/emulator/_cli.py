@@ -37,6 +37,8 @@ def run_cli(
     token_ttl: float = 600.0,
     https: bool = False,
     token_body: TokenBody = "string",  # noqa: S107
+    create_delay: float = 0.5,
+    invite_wait: float = 20.0,
     render: Render = json_line,
     **variants: Any,
 ) -> int:
@@ -52,6 +54,8 @@ def run_cli(
             token_ttl=token_ttl,
             https=https,
             token_body=token_body,
+            create_delay=create_delay,
+            invite_wait=invite_wait,
             **variants,
         )
         emulator = Emulator(config).start()
@@ -136,6 +140,15 @@ def main_cli(
     parser.add_argument(
         "--status-result", choices=("bool", "number"), default="bool", help="Status.Result as true/false or 1/0"
     )
+    parser.add_argument(
+        "--create-delay", type=float, default=0.5, help="seconds /v1/createCircle takes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--invite-wait",
+        type=float,
+        default=20.0,
+        help="seconds /v1/processInvite waits when asked to (Wait20Second; default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
     return run_cli(
@@ -145,6 +158,8 @@ def main_cli(
         token_ttl=args.token_ttl,
         https=args.https,
         token_body=args.token_body,
+        create_delay=args.create_delay,
+        invite_wait=args.invite_wait,
         render=renderers[args.format],
         strict=args.strict,
         token_query=args.token_query,

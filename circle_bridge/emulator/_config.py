@@ -49,7 +49,8 @@ class EmulatorConfig:
     disputed details, so a client setting can be tested against it.
 
     Raises ``ValueError`` (from ``__post_init__``) for a non-positive ``token_ttl`` or
-    ``nonce_window``, an unknown mode or an empty ``credentials`` tuple.
+    ``nonce_window`` or ``invite_ttl``, a ``create_delay`` or ``invite_wait`` outside [0, 3600),
+    an unknown mode or an empty ``credentials`` tuple.
     """
 
     host: str = "127.0.0.1"
@@ -74,6 +75,10 @@ class EmulatorConfig:
     token_redirect: bool = False  # /api/token answers 307 to /api/v2/token, which serves tokens
     token_error_status: int = 0  # 0: 400/401 as usual; e.g. 200: refusals are 200 {"Message": ...}
     status_result: StatusResult = "bool"  # "number": Status.Result is 1 or 0
+    # -- the service's state ------------------------------------------------------------------
+    create_delay: float = 0.5  # seconds /v1/createCircle takes ("it may take a few seconds")
+    invite_wait: float = 20.0  # seconds /v1/processInvite waits when asked to (Wait20Second)
+    invite_ttl: float = 7 * 24 * 3600.0  # an invite times out after a week
 
     def __post_init__(self) -> None:
         for name in ("check_nonce_freshness", "reject_nonce_reuse", "bind_app_key", "exact_nbf", "exact_query"):
@@ -87,6 +92,11 @@ class EmulatorConfig:
             raise ValueError("status_result must be 'bool' or 'number'")
         if self.token_error_status and not 200 <= self.token_error_status <= 599:
             raise ValueError("token_error_status must be an HTTP status")
+        for name in ("create_delay", "invite_wait"):
+            if not 0 <= getattr(self, name) < 3600:
+                raise ValueError(f"{name} must be in [0, 3600) seconds")
+        if not self.invite_ttl > 0:
+            raise ValueError("invite_ttl must be > 0")
         if not self.token_ttl > 0:
             raise ValueError("token_ttl must be > 0")
         if not self.nonce_window > 0:

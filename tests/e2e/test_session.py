@@ -70,7 +70,7 @@ def test_lifecycle_gate_and_exit_codes(shared_emulator: Emulator) -> None:
         assert discovered["openrpc"].startswith("1.")
         info = await client.initialize()
         assert info["serverInfo"]["name"] == "circle-bridge"
-        assert info["protocolVersion"] == "1.0"
+        assert info["protocolVersion"] == "1.1"  # 1.1: the Circle API beyond listing
         twice = await error_of(client.request("initialize", {}))
         assert twice.code == -32600
         assert await client.request("shutdown") is None
