@@ -79,7 +79,10 @@ def identity_of(settings: Settings) -> str:
     parts = (settings.customer_id or "", settings.app_key or "", settings.end_user_id or "")
     if not any(parts):
         return ""
-    return identity_fingerprint(*parts, settings.token_url, settings.service_url)
+    source = settings.effective_token_source
+    # where the tokens come from is part of whose session it is (a command or backend picks the user)
+    origin = {"command": settings.token_command, "url": settings.token_backend_url}.get(source) or ""
+    return identity_fingerprint(*parts, settings.token_url, settings.service_url, source, origin)
 
 
 def daemon_argv(flags: Mapping[str, Any], log_file: str) -> list[str]:

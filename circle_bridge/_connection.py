@@ -14,8 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from pygls.server import JsonRPCServer
-
 from . import _errors as E
 from ._codec import Invalid, Request, decode_message
 from ._config import Settings
@@ -52,8 +50,10 @@ class FrameWriter(Protocol):
 EOF_GRACE_SECONDS = 30.0
 
 
-Methods = Callable[[JsonRPCServer], None]
-"""Registers the request handlers on a connection's server (the composition root decides which)."""
+Methods = Callable[["Connection"], Callable[[], None]]
+"""Registers the request handlers on a connection's server (the composition root decides which)
+and subscribes it to what the shared session tells every connection; returns the unsubscribe,
+called when the connection ends."""
 
 
 class Connection:
@@ -86,7 +86,7 @@ class Connection:
         # write syscall per reply was a sixth of a request's CPU)
         self._pending_frames: list[bytes] = []
         register_lifecycle(self.server, self.lifecycle, parse_params, _initialize_result, self._others_answered)
-        methods(self.server)
+        self._stop_methods = methods(self)
         registered = set(self.server.protocol.fm.features)
         assert registered | {"$/cancelRequest"} == {m.name for m in METHODS}, "protocol and handlers disagree"
 
@@ -148,6 +148,7 @@ class Connection:
             self.close(1)
         finally:
             closed.cancel()
+            self._stop_methods()
             self.lifecycle.stop()
             for future in list(self.protocol._request_futures.values()):
                 future.cancel()
@@ -176,7 +177,14 @@ class Connection:
 def circle_methods(session: Session) -> Methods:
     """The protocol's methods, served from ``session`` (shared by every connection)."""
 
-    def register(server: JsonRPCServer) -> None:
-        register_circle_methods(server, session, build_document)
+    def register(connection: Connection) -> Callable[[], None]:
+        register_circle_methods(connection.server, session, build_document)
+
+        # CIRCLE_TOKEN_SOURCE=client: the session asks every initialized connection for a token
+        def token_needed(params: dict[str, Any]) -> None:
+            if connection.lifecycle.initialized:
+                connection.protocol.notify("circle/tokenNeeded", params)
+
+        return session.on_token_needed(token_needed)
 
     return register

@@ -15,7 +15,8 @@ dispatch boundary in ``_dispatch.py``)::
     ├── CircleOperationFailed     -33004, upstream Status.Message in data.upstreamMessage
     ├── UpstreamMalformed         -33005
     ├── UpstreamTimeout           -33006
-    └── BadConfiguration          -33007, data.missing lists the settings to set
+    ├── BadConfiguration          -33007, data.missing lists the settings to set
+    └── TokenNeeded               -33020, CIRCLE_TOKEN_SOURCE=client and no valid token yet
 
 -33010 (Unauthenticated) is never raised: the TCP admission check (`_admission.py`) answers it
 before a connection reaches dispatch.
@@ -92,7 +93,9 @@ TOKEN_REQUEST_FAILED = ErrorSpec(
     "TokenRequestFailed",
     "Circle token request failed",
     "The Circle cloud token endpoint refused or failed the signed token request. "
-    "Check the credentials and the clock; `data.httpStatus` has the status.",
+    "Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint "
+    "rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false "
+    "and `data.likelyCause` names the setting to check.",
     True,
 )
 AUTHORIZATION_REJECTED = ErrorSpec(
@@ -114,7 +117,8 @@ UPSTREAM_MALFORMED = ErrorSpec(
     -33005,
     "UpstreamMalformed",
     "Malformed reply from upstream",
-    "The token endpoint or CircleService answered with a body of the wrong shape.",
+    "The token endpoint, the token source or CircleService answered with a body of the wrong shape, "
+    "one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.",
     True,
 )
 UPSTREAM_TIMEOUT = ErrorSpec(
@@ -139,6 +143,15 @@ UNAUTHENTICATED = ErrorSpec(
     "`initializationOptions.authToken` (from daemon.json); the connection is closed after this reply.",
     False,
 )
+TOKEN_NEEDED = ErrorSpec(
+    -33020,
+    "TokenNeeded",
+    "A token is needed from the client",
+    "With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and "
+    "send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` "
+    "notification; calls fail with this code until a token arrives.",
+    True,
+)
 CATALOGUE: tuple[ErrorSpec, ...] = (
     PARSE_ERROR,
     INVALID_REQUEST,
@@ -155,6 +168,7 @@ CATALOGUE: tuple[ErrorSpec, ...] = (
     UPSTREAM_TIMEOUT,
     BAD_CONFIGURATION,
     UNAUTHENTICATED,
+    TOKEN_NEEDED,
 )
 
 
@@ -177,6 +191,8 @@ class BridgeError(Exception):
         return f"{self.spec.message}: {self.detail}" if self.detail else self.spec.message
 
     def wire_data(self) -> dict[str, Any]:
+        """``retryable`` defaults to the catalogue's; an error that knows better (bad credentials
+        fail the same way every time, an HTTP 500 may pass) sets it in ``data``."""
         return {"retryable": self.spec.retryable, **self.data}
 
 
@@ -210,3 +226,7 @@ class UpstreamTimeout(BridgeError):
 
 class BadConfiguration(BridgeError):
     spec = BAD_CONFIGURATION
+
+
+class TokenNeeded(BridgeError):
+    spec = TOKEN_NEEDED

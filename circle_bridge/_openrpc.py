@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import itertools
 import re
+import textwrap
 from functools import cache
 from typing import Any
 
 import msgspec
 
+from . import _protocol
 from ._errors import CATALOGUE, ErrorSpec
-from ._protocol import METHODS, PROTOCOL_VERSION, Method
+from ._protocol import METHODS, PROTOCOL_VERSION, SERVER_NOTIFICATIONS, Method
 from ._version import __version__
 
 REF = "#/components/schemas/{name}"
@@ -45,6 +49,8 @@ def _method(m: Method, schemas: dict[str, Any]) -> dict[str, Any]:
         "x-kind": m.kind,
         "x-allowed-before-initialize": m.before_initialize,
     }
+    if m.experimental:
+        doc["x-experimental"] = True
     if m.params is not None:
         doc["x-params-schema"] = {"$ref": REF.format(name=m.params.__name__)}
     if m.kind == "request":
@@ -88,10 +94,46 @@ def _normalise_descriptions(node: Any) -> Any:
     return node
 
 
+def _field_docs(struct: type[msgspec.Struct]) -> dict[str, str]:
+    """The docstrings written under a struct's fields (``name: T`` then ``\"\"\"text\"\"\"``), by wire
+    name. msgspec only copies the class docstring into the schema; these document each field."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(struct)))
+    except (OSError, TypeError):  # no source (a frozen build): the schema is only less explained
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    wire = {f.name: f.encode_name for f in msgspec.structs.fields(struct)}
+    docs: dict[str, str] = {}
+    for field, text in itertools.pairwise(body):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and field.target.id in wire
+            and isinstance(text, ast.Expr)
+            and isinstance(text.value, ast.Constant)
+            and isinstance(text.value.value, str)
+        ):
+            docs[wire[field.target.id]] = text.value.value
+    return docs
+
+
+def _describe_fields(components: dict[str, Any]) -> None:
+    for name, schema in components.items():
+        struct = getattr(_protocol, name, None)
+        if not (isinstance(struct, type) and issubclass(struct, msgspec.Struct)):
+            continue
+        properties = schema.get("properties", {})
+        for key, text in _field_docs(struct).items():
+            if key in properties and "description" not in properties[key]:
+                properties[key]["description"] = text
+
+
 @cache
 def build_document() -> dict[str, Any]:
-    types = [m.params for m in METHODS if m.params] + [m.result for m in METHODS if m.result]
+    every = (*METHODS, *SERVER_NOTIFICATIONS)
+    types = [m.params for m in every if m.params] + [m.result for m in every if m.result]
     _, raw = msgspec.json.schema_components(sorted(set(types), key=lambda t: t.__name__), ref_template=REF)
+    _describe_fields(raw)
     components: dict[str, Any] = _normalise_descriptions(raw)
     return {
         "openrpc": OPENRPC_VERSION,
@@ -106,6 +148,10 @@ def build_document() -> dict[str, Any]:
             "license": {"name": "MIT"},
         },
         "methods": [_method(m, components) for m in METHODS],
+        # OpenRPC describes calls to the server only; what the server sends is an extension
+        "x-server-notifications": [
+            {**_method(n, components), "x-direction": "serverToClient"} for n in SERVER_NOTIFICATIONS
+        ],
         "components": {
             "schemas": components,
             "errors": {
@@ -124,7 +170,10 @@ def build_document() -> dict[str, Any]:
             "batches": False,
         },
         "x-notifications": {
-            "serverToClient": [],
+            "serverToClient": [n.name for n in SERVER_NOTIFICATIONS],
+            "serverToClientParams": {
+                n.name: {"$ref": REF.format(name=n.params.__name__)} for n in SERVER_NOTIFICATIONS if n.params
+            },
             "clientToServer": [m.name for m in METHODS if m.kind == "notification"],
         },
     }

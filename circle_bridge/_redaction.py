@@ -9,30 +9,58 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from urllib.parse import quote
 
 MASK = "***"
 _MIN_LEN = 6  # shorter values would mask ordinary words; real secrets are far longer
+TRANSIENT_KEPT = 16
+"""Tokens and signatures kept masked at once. Each token brings a signature and a token; only the
+live ones matter (a token lives 10 minutes), and a list that grew forever made every log record
+slower (issue 11: 169 values after 56 tokens)."""
+
+
+def _forms(value: str) -> frozenset[str]:
+    return frozenset(f for f in (value, quote(value, safe=""), value.strip()) if len(f) >= _MIN_LEN)
 
 
 class Redactor:
+    """Values to mask: the permanent ones (Secret, app key, backend header) and a bounded list of
+    the latest transient ones (tokens, signatures)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values: frozenset[str] = frozenset()
+        self._permanent: frozenset[str] = frozenset()
+        self._transient: deque[frozenset[str]] = deque(maxlen=TRANSIENT_KEPT)
+        self._values: tuple[str, ...] = ()
 
     def register(self, value: str) -> None:
-        """Mask ``value`` (and its percent-encoded form) from now on."""
+        """Mask ``value`` (and its percent-encoded form) for the life of the process."""
         if len(value) < _MIN_LEN:
             return
-        forms = {value, quote(value, safe=""), value.strip()}
         with self._lock:
-            self._values = self._values | forms
+            self._permanent = self._permanent | _forms(value)
+            self._rebuild()
+
+    def register_transient(self, value: str) -> None:
+        """Mask ``value`` until ``TRANSIENT_KEPT`` newer transient values have been registered."""
+        if len(value) < _MIN_LEN:
+            return
+        with self._lock:
+            forms = _forms(value)
+            if forms not in self._transient:
+                self._transient.append(forms)
+                self._rebuild()
+
+    def _rebuild(self) -> None:
+        every = set(self._permanent).union(*self._transient)
+        self._values = tuple(sorted(every, key=len, reverse=True))
+
+    def __len__(self) -> int:
+        return len(self._values)
 
     def redact(self, text: str) -> str:
-        values = self._values
-        if not values:
-            return text
-        for value in sorted(values, key=len, reverse=True):
+        for value in self._values:
             if value in text:
                 text = text.replace(value, MASK)
         return text

@@ -81,10 +81,10 @@ def check_socket_path(path: Path) -> Path:
     return path
 
 
-def identity_fingerprint(customer_id: str, app_key: str, end_user_id: str, token_url: str, service_url: str) -> str:
+def identity_fingerprint(*parts: str) -> str:
     """Names the identity a daemon serves without revealing it: a hash, never a secret (the app
     key goes in only hashed, with the rest; the Circle secret not at all)."""
-    digest = hashlib.sha256("\0".join((customer_id, app_key, end_user_id, token_url, service_url)).encode())
+    digest = hashlib.sha256("\0".join(parts).encode())
     return "sha256:" + digest.hexdigest()[:32]
 
 

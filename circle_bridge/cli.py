@@ -36,12 +36,24 @@ if TYPE_CHECKING:  # imported lazily at run time: `connect`, `status` and `stop`
     ConnectionMaker = Callable[[FrameWriter], Connection]
 
 
+def _open_log_file(path: str) -> logging.Handler:
+    """The log file, created 0600 (it may hold upstream messages and user ids); BadConfiguration
+    naming the setting when it cannot be written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # it may have existed with looser permissions
+        finally:
+            os.close(fd)
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise BadConfiguration(
+            f"cannot write CIRCLE_BRIDGE_LOG_FILE {path}: {exc.strerror}", invalid=["CIRCLE_BRIDGE_LOG_FILE"]
+        ) from None
+
+
 def _setup_logging(settings: Settings) -> None:
-    handler: logging.Handler
-    if settings.log_file:
-        handler = logging.FileHandler(settings.log_file, encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(sys.stderr)
+    handler = _open_log_file(settings.log_file) if settings.log_file else logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -83,7 +95,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
         emulator = Emulator().start()
         settings = load_settings({**_cli_overrides(args), **emulator_settings(emulator.describe())})
-    _setup_logging(settings)
+    try:
+        _setup_logging(settings)
+    except BadConfiguration as exc:
+        sys.stderr.write(f"circle-bridge: {exc.message}\n")
+        if emulator is not None:
+            emulator.stop()
+        return 2
     if on_stdio and sys.stdin.isatty():
         # a person ran it in a terminal: without this it looks hung
         sys.stderr.write(
@@ -330,9 +348,37 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     found = "found" if settings.config_file else "not found"
     print(f"config file: {searched} ({found})")
     print(json.dumps(settings.masked(), indent=2))
+    # which source, never its contents (the command, URL and header stay masked above)
+    print(f"token source: {settings.effective_token_source}")
     missing = settings.missing_credentials()
     print("credentials: " + ("complete" if not missing else "missing " + ", ".join(missing)))
     return 0 if not missing else 1
+
+
+def _cmd_unlock_codes_decrypt(args: argparse.Namespace) -> int:
+    """A backend tool: the decrypted codes go to stdout, the product of the command; nothing else
+    ever shows them or the key."""
+    import stat
+    from pathlib import Path
+
+    from .unlock_codes import UnlockCodeError, decrypt_unlock_codes, load_private_key, read_codes
+
+    path = args.private_key_file
+    try:
+        mode = os.stat(path).st_mode
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        sys.stderr.write(f"circle-bridge unlock-codes: cannot read {path}: {exc.strerror}\n")
+        return 2
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        sys.stderr.write(f"circle-bridge unlock-codes: warning: {path} is readable by others; chmod 600 it\n")
+    try:
+        codes = decrypt_unlock_codes(load_private_key(data), read_codes(sys.stdin.read()))
+    except UnlockCodeError as exc:
+        sys.stderr.write(f"circle-bridge unlock-codes: {exc}\n")
+        return 1
+    sys.stdout.write(json.dumps(codes) + "\n" if args.json else "".join(c + "\n" for c in codes))
+    return 0
 
 
 def _emulator_env(description: dict[str, object]) -> str:
@@ -441,6 +487,21 @@ def build_parser() -> argparse.ArgumentParser:
     spec = sub.add_parser("spec", help="print the OpenRPC document")
     spec.set_defaults(func=_cmd_spec)
 
+    unlock = sub.add_parser("unlock-codes", help="backend tool: decrypt the unlock codes of circle/lockUser")
+    unlock_sub = unlock.add_subparsers(dest="action", required=True)
+    decrypt = unlock_sub.add_parser(
+        "decrypt",
+        help="decrypt codes read on stdin (lockUser's JSON result, a JSON array, or one per line)",
+        description="Decrypt the unlock codes of circle/lockUser with the developer's Circle PrivateKey. "
+        "Run it in your backend, never on the locked user's machine. Codes are read on stdin; the "
+        "decrypted codes are written to stdout, one per line. Keep the key file mode 600.",
+    )
+    decrypt.add_argument(
+        "--private-key-file", required=True, help="the PrivateKey: base64 PKCS#8 DER (as Circle gives it) or PEM"
+    )
+    decrypt.add_argument("--json", action="store_true", help="print the codes as one JSON array")
+    decrypt.set_defaults(func=_cmd_unlock_codes_decrypt)
+
     doctor = sub.add_parser(
         "doctor",
         help="show the effective configuration, secrets masked",
@@ -455,10 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["emulator"]:
-        from .emulator import main_cli
+    try:
+        if argv[:1] == ["emulator"]:
+            from .emulator import main_cli
 
-        return main_cli(argv[1:], prog="circle-bridge emulator", formats={"env": _emulator_env})
-    args = build_parser().parse_args(argv)
-    code: int = args.func(args)
-    return code
+            return main_cli(argv[1:], prog="circle-bridge emulator", formats={"env": _emulator_env})
+        args = build_parser().parse_args(argv)
+        code: int = args.func(args)
+        return code
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("uvicorn", "httptools"):
+            raise
+        sys.stderr.write(f"circle-bridge: {exc.msg}\n")  # `emulator`, `serve --emulator` and `demo` need the extra
+        return 2

@@ -27,6 +27,9 @@ from circle_bridge.emulator import Emulator, EmulatorConfig
 
 T = TypeVar("T")
 TIMEOUT = 60.0
+STRICT_BY_DEFAULT = os.environ.get("CIRCLE_EMULATOR_STRICT") == "1"
+"""`CIRCLE_EMULATOR_STRICT=1 pytest tests/e2e` runs the whole suite against the strict emulator;
+test_tokens.py and test_session.py run in both modes anyway (tests/emulator_modes.py)."""
 BRIDGE = [sys.executable, "-m", "circle_bridge", "serve", "--stdio"]
 DAEMON = [sys.executable, "-m", "circle_bridge", "serve", "--socket", "--tcp", "0"]
 CONNECT = [sys.executable, "-m", "circle_bridge", "connect"]
@@ -52,6 +55,7 @@ def bridge_env(emulator: Emulator, **extra: str) -> dict[str, str]:
 
 @contextmanager
 def emulator_running(**config: Any) -> Iterator[Emulator]:
+    config.setdefault("strict", STRICT_BY_DEFAULT)
     with Emulator(EmulatorConfig(**config)) as emulator:
         yield emulator
 

@@ -5,19 +5,20 @@ from collections.abc import Iterator
 import pytest
 
 from circle_bridge.emulator import Emulator, EmulatorConfig
+from tests.bridge_harness import STRICT_BY_DEFAULT
 
 
 @pytest.fixture(scope="module")
 def shared_emulator() -> Iterator[Emulator]:
     """One emulator for tests that do not change its faults."""
-    with Emulator(EmulatorConfig()) as emulator:
+    with Emulator(EmulatorConfig(strict=STRICT_BY_DEFAULT)) as emulator:
         yield emulator
 
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     """A private emulator: the test may switch faults on."""
-    with Emulator(EmulatorConfig()) as emulator:
+    with Emulator(EmulatorConfig(strict=STRICT_BY_DEFAULT)) as emulator:
         yield emulator
 
 

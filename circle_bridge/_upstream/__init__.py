@@ -5,23 +5,49 @@ from ._cloud import (
     Identity,
     IssuedToken,
     NonceUnit,
+    SignedTokenSource,
     TokenEndpoint,
+    TokenSource,
+    check_bearer,
     parse_token_body,
     token_lifetime,
+    token_subject,
 )
-from ._service import ServiceClient, Unauthorized
+from ._service import (
+    EXPERIMENTAL_OPERATIONS,
+    OperationReply,
+    ServiceClient,
+    ServiceProbe,
+    Unauthorized,
+    parse_service_paths,
+    tls_problem,
+)
 from ._signing import sign, string_to_sign
+from ._sources import BackendTokenSource, CommandTokenSource
+from ._tls import trust_context
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
+    "EXPERIMENTAL_OPERATIONS",
+    "BackendTokenSource",
+    "CommandTokenSource",
     "Identity",
     "IssuedToken",
     "NonceUnit",
+    "OperationReply",
     "ServiceClient",
+    "ServiceProbe",
+    "SignedTokenSource",
     "TokenEndpoint",
+    "TokenSource",
     "Unauthorized",
+    "check_bearer",
+    "parse_service_paths",
     "parse_token_body",
     "sign",
     "string_to_sign",
+    "tls_problem",
     "token_lifetime",
+    "token_subject",
+    "trust_context",
 ]

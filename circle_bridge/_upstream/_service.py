@@ -8,6 +8,8 @@ from __future__ import annotations
 import itertools
 import logging
 import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -22,18 +24,53 @@ from .._errors import (
     UpstreamTimeout,
 )
 from ._casing import camelize
-from ._replies import upstream_message
+from ._replies import DEFAULT_MAX_BODY, read_capped, upstream_message, upstream_message_of
 
 log = logging.getLogger("circle_bridge.upstream")
 
 
-def _tls_verification_failed(exc: BaseException) -> bool:
+def _tls_verification_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
+
+
+_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def tls_problem(exc: BaseException, base_url: str) -> str | None:
+    """What went wrong verifying the service's certificate, in words a user can act on; None when
+    ``exc`` is not a certificate verification failure."""
+    error = _tls_verification_error(exc)
+    if error is None:
+        return None
+    reason = error.verify_message or error.reason or str(error)
+    if error.verify_code in _NAME_MISMATCH:
+        return (
+            f"the certificate of {base_url} is trusted but names another host ({reason}); use the host "
+            "name the certificate was made for in CIRCLE_SERVICE_URL (usually 127.0.0.1)"
+        )
+    return (
+        f"{base_url} presented a certificate this machine does not trust ({reason}); CircleService's "
+        "installer adds its certificate to the OS trust store: export it to a PEM file and set "
+        "CIRCLE_CA_FILE to it (see the README, 'TLS')"
+    )
+
+
+# Errors after the connection was made: the service is there, it just did not finish its reply.
+_BROKE_OFF = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+@dataclass(frozen=True)
+class ServiceProbe:
+    """The answer to ``GET /``. ``running`` is true for any HTTP answer and for a TLS handshake that
+    failed only because the certificate is not trusted here: the service is there (circle-api.md §7)."""
+
+    running: bool
+    tls_problem: str | None = None
 
 
 class Unauthorized(Exception):
@@ -41,8 +78,28 @@ class Unauthorized(Exception):
 
 
 class _Status(msgspec.Struct):
-    Result: bool
-    Message: str | None = None
+    # Every documented caller tests truthiness only (`if (r.Status.Result)`, circle-api.md §7), so
+    # `1` or `"true"` is success too; JavaScript's falsy values are failure.
+    Result: Any = None
+    Message: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return is_truthy(self.Result)
+
+    @property
+    def message(self) -> str | None:
+        return self.Message if isinstance(self.Message, str) and self.Message else None
+
+
+def is_truthy(value: object) -> bool:
+    """JavaScript's truthiness: false, null, 0, NaN and "" are false; everything else (including
+    an empty list or object) is true."""
+    if value is None or value is False or value == "":
+        return False
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value == value and value != 0
+    return True
 
 
 class _Reply(msgspec.Struct):
@@ -65,7 +122,52 @@ class _EnumTopicsReply(_Reply):
     Topics: list[_Topic] | None = None
 
 
-R = TypeVar("R", bound=_Reply)
+class _OpenReply(msgspec.Struct):
+    """Any reply of the generic call path. `Status` may be absent: Circle's callers never read it on
+    whoAmI, createCircle or addMessage, so its presence there is not documented (§3.4)."""
+
+    Status: _Status | None = None
+
+
+R = TypeVar("R", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True)
+class OperationReply:
+    """A reply of the generic call path: its fields without ``Status``, and the fields ``Status``
+    held besides ``Result`` and ``Message`` (decrypt's ``DecryptedData`` may sit there, §3.4);
+    both camelCased."""
+
+    fields: dict[str, Any]
+    status_fields: dict[str, Any]
+
+
+EXPERIMENTAL_OPERATIONS = ("genInvite", "processInvite", "enumFiles", "addFile")
+"""Documented for C# only; their REST paths are inferred as ``/v1/<name>`` (circle-api.md §3.6)."""
+
+
+def parse_service_paths(text: str | None) -> dict[str, str]:
+    """``CIRCLE_SERVICE_PATHS``: ``genInvite=/v1/invite,addFile=/v1/files/add`` -> a path per
+    operation. Only the experimental operations can be moved. Raises ValueError naming the problem."""
+    paths: dict[str, str] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, path = (part.strip() for part in item.partition("="))
+        if not sep or name not in EXPERIMENTAL_OPERATIONS:
+            raise ValueError(f"expected <operation>=/path with an operation of {', '.join(EXPERIMENTAL_OPERATIONS)}")
+        if not path.startswith("/") or any(c.isspace() for c in path):
+            raise ValueError(f"the path for {name} must start with / and hold no spaces")
+        paths[name] = path
+    return paths
+
+
+def pascal_key(key: str) -> str:
+    """``circleId`` -> ``CircleId``, ``wait20Second`` -> ``Wait20Second``: our wire names are
+    Circle's field names with a lower-case first letter."""
+    return key[:1].upper() + key[1:]
+
+
 _JSON = msgspec.json.Encoder()
 _DECODE = msgspec.json.Decoder().decode
 # One AsyncClient serialises on its pool lock under concurrency (httpx#3215, pygls-notes §3.3):
@@ -74,10 +176,36 @@ _SHARDS = 4
 _CONNECTIONS_PER_SHARD = 4
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP reply whose body was read within the cap."""
+
+    status: int
+    body: bytes | bytearray
+
+
 class ServiceClient:
-    def __init__(self, base_url: str, app_key: str, *, timeout: float, verify: ssl.SSLContext | bool = True) -> None:
+    """CircleService's REST API. Every method raises the catalogue's errors: ServiceNotRunning (no
+    connection), UpstreamTimeout, UpstreamMalformed (a body of the wrong shape, too large, or cut
+    off), CircleOperationFailed (``Status.Result`` falsy, HTTP errors), BadConfiguration (an https
+    certificate this machine does not trust); ``Unauthorized`` for an HTTP 401 the session handles."""
+
+    def __init__(
+        self,
+        base_url: str,
+        app_key: str,
+        *,
+        timeout: float,
+        verify: ssl.SSLContext | bool = True,
+        max_body: int = DEFAULT_MAX_BODY,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests: an in-memory CircleService
+        paths: Mapping[str, str] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._app_key = app_key
+        self._max_body = max_body
+        self.timeout = timeout
+        self._paths = dict(paths or {})
         limits = httpx.Limits(max_connections=_CONNECTIONS_PER_SHARD, max_keepalive_connections=_CONNECTIONS_PER_SHARD)
         self._clients = [
             httpx.AsyncClient(
@@ -86,6 +214,7 @@ class ServiceClient:
                 timeout=httpx.Timeout(timeout),
                 limits=limits,
                 verify=verify,
+                transport=transport,
             )
             for _ in range(_SHARDS)
         ]
@@ -93,31 +222,58 @@ class ServiceClient:
         self._base_headers = {
             "x-circle-appkey": app_key,
             "Accept": "application/json",
+            "Accept-Encoding": "identity",  # the cap counts the bytes we hold: no decompression bombs
             "Content-Type": "application/json; charset=utf-8",
         }
 
-    async def is_running(self) -> bool:
-        """Any HTTP answer on ``GET /`` means running (circle-api.md §3.2)."""
+    async def probe(self) -> ServiceProbe:
+        """``GET /``: any HTTP answer means running (circle-api.md §3.2)."""
         try:
-            await next(self._next).get("/")
-        except httpx.HTTPError:
-            return False
-        return True
+            async with next(self._next).stream("GET", "/") as reply:
+                del reply  # the status and body are ignored, as Circle's SDK does
+        except httpx.HTTPError as exc:
+            problem = tls_problem(exc, self.base_url)
+            if problem is None and isinstance(exc, _BROKE_OFF):
+                return ServiceProbe(running=True)  # it accepted the connection, then broke off
+            return ServiceProbe(running=problem is not None, tls_problem=problem)
+        return ServiceProbe(running=True)
 
-    async def _post(self, path: str, body: dict[str, Any], token: str | None) -> httpx.Response:
+    async def is_running(self) -> bool:
+        return (await self.probe()).running
+
+    async def _post(
+        self, path: str, body: dict[str, Any], token: str | None, read_timeout: float | None = None
+    ) -> Answer:
         headers = self._base_headers if token is None else {**self._base_headers, "Authorization": f"Bearer {token}"}
+        client = next(self._next)
         try:
-            reply = await next(self._next).post(path, content=_JSON.encode(body), headers=headers)
-            log.debug("POST %s -> HTTP %d", path, reply.status_code)
-            return reply
+            request = client.build_request(
+                "POST",
+                path,
+                content=_JSON.encode(body),
+                headers=headers,
+                timeout=httpx.USE_CLIENT_DEFAULT if read_timeout is None else httpx.Timeout(read_timeout),
+            )
+            reply = await client.send(request, stream=True)
+            try:
+                answer = Answer(reply.status_code, await read_capped(reply, self._max_body, "service"))
+            finally:
+                await reply.aclose()
+            log.debug("POST %s -> HTTP %d", path, answer.status)
+            return answer
         except httpx.TimeoutException:
             raise UpstreamTimeout(f"CircleService did not answer {path} in time", upstream="service") from None
         except httpx.HTTPError as exc:
-            if _tls_verification_failed(exc):
-                raise BadConfiguration(
-                    f"{self.base_url} presented a certificate this bridge does not trust; "
-                    "set CIRCLE_CA_FILE to the CA that CircleService installed",
-                    invalid=["CIRCLE_CA_FILE"],
+            problem = tls_problem(exc, self.base_url)
+            if problem is not None:
+                raise BadConfiguration(problem, invalid=["CIRCLE_CA_FILE", "CIRCLE_SERVICE_URL"]) from None
+            if isinstance(exc, _BROKE_OFF):
+                # The service accepted the connection and then broke off (closed or reset mid-reply,
+                # or an unreadable reply): it runs, so this is not -33001.
+                raise UpstreamMalformed(
+                    f"CircleService broke off its reply to {path} ({type(exc).__name__})",
+                    upstream="service",
+                    operation=path.rsplit("/", 1)[-1],
                 ) from None
             raise ServiceNotRunning(
                 f"no connection to {self.base_url} ({type(exc).__name__})", serviceUrl=self.base_url
@@ -125,16 +281,17 @@ class ServiceClient:
 
     async def authorize(self, token: str) -> None:
         reply = await self._post("/v1/authorize", {"Token": token}, None)
-        if reply.status_code == 401:
+        if reply.status == 401:
             raise AuthorizationRejected(
                 "CircleService answered 401 to authorize",
                 httpStatus=401,
-                upstreamMessage=upstream_message(reply.content),
+                upstreamMessage=upstream_message(reply.body),
             )
         _, decoded = self._decode(reply, "authorize", _Reply)
-        if not decoded.Status.Result:
+        if not decoded.Status.ok:
+            message = decoded.Status.message
             raise AuthorizationRejected(
-                decoded.Status.Message or "Status.Result is false", upstreamMessage=decoded.Status.Message
+                message or "Status.Result is false", upstreamMessage=upstream_message_of(message)
             )
 
     async def enum_circles(self, token: str) -> list[dict[str, Any]]:
@@ -147,42 +304,85 @@ class ServiceClient:
 
     async def _call(self, method: str, body: dict[str, Any], token: str, shape: type[_Reply]) -> dict[str, Any]:
         reply = await self._post(f"/v1/{method}", body, token)
-        if reply.status_code == 401:
+        if reply.status == 401:
             raise Unauthorized(method)
         raw, typed = self._decode(reply, method, shape)
         status = typed.Status
-        if not status.Result:
+        if not status.ok:
+            message = upstream_message_of(status.message)
             raise CircleOperationFailed(
-                status.Message or f"{method} returned Status.Result false",
+                message or f"{method} returned Status.Result false",
                 operation=method,
-                upstreamMessage=status.Message,
+                upstreamMessage=message,
             )
         return raw
 
-    def _decode(self, reply: httpx.Response, method: str, shape: type[R]) -> tuple[dict[str, Any], R]:
-        """The raw reply (every field, for pass-through) and its typed view (for checks)."""
-        if reply.status_code >= 400:
+    def path_of(self, operation: str) -> str:
+        return self._paths.get(operation, f"/v1/{operation}")
+
+    async def call(
+        self, token: str, operation: str, fields: Mapping[str, Any], *, extra_time: float = 0.0
+    ) -> OperationReply:
+        """The one call path of every other ``/v1/*`` operation: ``fields`` (camelCase) become the
+        PascalCase body; the reply comes back camelCased without ``Status``, every field kept.
+        ``extra_time`` is added to the configured timeout, for operations known to take long.
+
+        Raises Unauthorized on HTTP 401, CircleOperationFailed when ``Status.Result`` is falsy or on
+        another HTTP error, UpstreamMalformed, UpstreamTimeout, ServiceNotRunning."""
+        body = {pascal_key(k): v for k, v in fields.items()}
+        timeout = self.timeout + extra_time if extra_time else None
+        reply = await self._post(self.path_of(operation), body, token, timeout)
+        if reply.status == 401:
+            raise Unauthorized(operation)
+        raw, typed = self._decode(reply, operation, _OpenReply)
+        status = typed.Status
+        if status is not None and not status.ok:
+            # masked, then bounded, like every upstream text that reaches a client
+            message = upstream_message_of(status.message)
             raise CircleOperationFailed(
-                f"{method}: HTTP {reply.status_code}",
+                message or f"{operation} returned Status.Result false",
+                operation=operation,
+                upstreamMessage=message,
+            )
+        raw_status = raw.get("Status")
+        status_fields = raw_status if isinstance(raw_status, dict) else {}
+        return OperationReply(
+            fields=camelize({k: v for k, v in raw.items() if k != "Status"}),
+            status_fields=camelize({k: v for k, v in status_fields.items() if k not in ("Result", "Message")}),
+        )
+
+    def _decode(self, reply: Answer, method: str, shape: type[R]) -> tuple[dict[str, Any], R]:
+        """The raw reply (every field, for pass-through) and its typed view (for checks)."""
+        if reply.status >= 400:
+            raise CircleOperationFailed(
+                f"{method}: HTTP {reply.status}",
                 operation=method,
-                httpStatus=reply.status_code,
-                upstreamMessage=upstream_message(reply.content),
+                httpStatus=reply.status,
+                upstreamMessage=upstream_message(reply.body),
+                # a server error may pass on a later try; a 4xx will not
+                retryable=reply.status >= 500 or reply.status in (408, 429),
             )
         try:
-            raw = _DECODE(reply.content)
-        except msgspec.DecodeError:
+            raw = _DECODE(reply.body)
+        except (msgspec.DecodeError, RecursionError):
             raise UpstreamMalformed(
-                f"{method} reply is not JSON",
+                f"{method} reply is not JSON (or nested too deeply)",
                 upstream="service",
                 operation=method,
-                httpStatus=reply.status_code,
+                httpStatus=reply.status,
             ) from None
         if not isinstance(raw, dict):
             raise UpstreamMalformed(f"{method} reply is not a JSON object", upstream="service", operation=method)
         try:
             return raw, msgspec.convert(raw, shape)
         except msgspec.ValidationError as exc:
-            raise UpstreamMalformed(f"{method} reply: {exc}", upstream="service", operation=method) from None
+            # A 200 whose body is an error object ({"Message": "An error has occurred."}) keeps its text.
+            raise UpstreamMalformed(
+                f"{method} reply: {exc}",
+                upstream="service",
+                operation=method,
+                upstreamMessage=upstream_message(reply.body),
+            ) from None
 
     async def aclose(self) -> None:
         for client in self._clients:

@@ -11,10 +11,22 @@ What it checks, and how, is described in the docstrings of ``_token_app`` (the t
 signature and nonce rules) and ``_service_app`` (headers, Bearer tokens, replies).
 """
 
-from ._cli import main_cli, run_cli
-from ._config import DEMO_CREDENTIALS, Credentials, EmulatorConfig, Faults
-from ._seed import SEED_CIRCLES
-from ._server import Emulator
+import importlib.util
+
+# The emulator ships as an extra (`pip install 'circle-bridge[emulator]'`): say so, instead of a bare
+# "No module named 'uvicorn'" from deep inside an import.
+for _needed in ("uvicorn", "httptools"):
+    if importlib.util.find_spec(_needed) is None:
+        raise ModuleNotFoundError(
+            f"the Circle emulator needs the 'emulator' extra ({_needed} is not installed): "
+            "pip install 'circle-bridge[emulator]'",
+            name=_needed,
+        )
+
+from ._cli import main_cli, run_cli  # noqa: E402
+from ._config import DEMO_CREDENTIALS, Credentials, EmulatorConfig, Faults  # noqa: E402
+from ._seed import SEED_CIRCLES  # noqa: E402
+from ._server import Emulator  # noqa: E402
 
 __all__ = [
     "DEMO_CREDENTIALS",

@@ -24,12 +24,13 @@ MAX_BODY = 1 << 20
 class Reply:
     """A complete response, encoded once; sending it is two ``send`` calls and no other work."""
 
-    __slots__ = ("_body", "_start", "status")
+    __slots__ = ("_body", "_start", "content_type", "status")
 
     def __init__(
         self, status: int, body: bytes, content_type: bytes = JSON, extra: tuple[tuple[bytes, bytes], ...] = ()
     ) -> None:
         self.status = status
+        self.content_type = content_type
         headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *extra]
         self._start: Message = {"type": "http.response.start", "status": status, "headers": headers}
         self._body: Message = {"type": "http.response.body", "body": body}
@@ -37,6 +38,11 @@ class Reply:
     @classmethod
     def json(cls, status: int, payload: object, extra: tuple[tuple[bytes, bytes], ...] = ()) -> Reply:
         return cls(status, encode_json(payload), extra=extra)
+
+    @property
+    def body(self) -> bytes:
+        body: bytes = self._body["body"]
+        return body
 
     async def send(self, send: Send) -> None:
         await send(self._start)

@@ -37,14 +37,26 @@ def run_cli(
     token_ttl: float = 600.0,
     https: bool = False,
     token_body: TokenBody = "string",  # noqa: S107
+    create_delay: float = 0.5,
+    invite_wait: float = 20.0,
     render: Render = json_line,
+    **variants: Any,
 ) -> int:
     """Serve until SIGINT/SIGTERM. ``port`` is the service port (0 = a free one; the real
     CircleService uses 31415). Returns the process exit code: 0 after a signal, 1 if the
-    emulator cannot start or its event loop dies."""
+    emulator cannot start or its event loop dies. ``variants`` are further ``EmulatorConfig``
+    fields (``strict``, ``token_query``, ``signed_string``, ...)."""
     try:
         config = EmulatorConfig(
-            host=host, token_port=token_port, service_port=port, token_ttl=token_ttl, https=https, token_body=token_body
+            host=host,
+            token_port=token_port,
+            service_port=port,
+            token_ttl=token_ttl,
+            https=https,
+            token_body=token_body,
+            create_delay=create_delay,
+            invite_wait=invite_wait,
+            **variants,
         )
         emulator = Emulator(config).start()
     except (OSError, ValueError) as exc:
@@ -102,6 +114,41 @@ def main_cli(
         default="string",
         help="'string' = the documented double-encoded JSON body; 'object' = a plain {\"Token\": ...}",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="enforce rules Circle does not document: nonce freshness and reuse, app-key binding of tokens, "
+        "exact nbf, exactly the five token query parameters in order",
+    )
+    parser.add_argument(
+        "--token-query",
+        choices=("percent", "raw", "form"),
+        default="percent",
+        help="how token query values are decoded: percent (default; raw and encoded clients both work), "
+        "raw (no decoding), form ('+' is a space)",
+    )
+    parser.add_argument(
+        "--signed-string",
+        choices=("either", "plain", "question"),
+        default="either",
+        help="the string signatures must cover: without a leading '?' (plain), with it (question), or either",
+    )
+    parser.add_argument("--token-redirect", action="store_true", help="/api/token redirects (307) to /api/v2/token")
+    parser.add_argument(
+        "--token-error-status", type=int, default=0, help="HTTP status of token refusals (e.g. 200; default 400/401)"
+    )
+    parser.add_argument(
+        "--status-result", choices=("bool", "number"), default="bool", help="Status.Result as true/false or 1/0"
+    )
+    parser.add_argument(
+        "--create-delay", type=float, default=0.5, help="seconds /v1/createCircle takes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--invite-wait",
+        type=float,
+        default=20.0,
+        help="seconds /v1/processInvite waits when asked to (Wait20Second; default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
     return run_cli(
@@ -111,5 +158,13 @@ def main_cli(
         token_ttl=args.token_ttl,
         https=args.https,
         token_body=args.token_body,
+        create_delay=args.create_delay,
+        invite_wait=args.invite_wait,
         render=renderers[args.format],
+        strict=args.strict,
+        token_query=args.token_query,
+        signed_string=args.signed_string,
+        token_redirect=args.token_redirect,
+        token_error_status=args.token_error_status,
+        status_result=args.status_result,
     )

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 TokenBody = Literal["string", "object"]
+TokenQuery = Literal["percent", "raw", "form"]
+SignedString = Literal["either", "plain", "question"]
+StatusResult = Literal["bool", "number"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,16 @@ DEMO_CREDENTIALS = Credentials(
 class EmulatorConfig:
     """How an :class:`~circle_bridge.emulator.Emulator` listens and behaves.
 
+    By default the emulator enforces no rule that Circle does not document (circle-api.md §7): any
+    integer nonce, used any number of times; tokens good with any configured app key; ``nbf`` with
+    .NET's five minutes of clock skew; the five query parameters in any order, with extras ignored.
+    ``strict=True`` turns every one of those rules on; each also has its own switch (``None``
+    follows ``strict``). The variant modes make the emulator behave as one reading of Circle's
+    disputed details, so a client setting can be tested against it.
+
     Raises ``ValueError`` (from ``__post_init__``) for a non-positive ``token_ttl`` or
-    ``nonce_window``, an unknown ``token_body`` or an empty ``credentials`` tuple.
+    ``nonce_window`` or ``invite_ttl``, a ``create_delay`` or ``invite_wait`` outside [0, 3600),
+    an unknown mode or an empty ``credentials`` tuple.
     """
 
     host: str = "127.0.0.1"
@@ -51,8 +62,41 @@ class EmulatorConfig:
     https: bool = False  # serve the service over TLS with a generated CA
     cert_dir: str | None = None  # where ca.pem, service.pem, service.key go; a temp dir if None
     credentials: tuple[Credentials, ...] = (DEMO_CREDENTIALS,)
+    # -- strictness: each None follows `strict` ------------------------------------------------
+    strict: bool = False
+    check_nonce_freshness: bool | None = None  # |now - nonce| <= nonce_window, seconds or ms
+    reject_nonce_reuse: bool | None = None  # the same (identity, nonce) is accepted once
+    bind_app_key: bool | None = None  # tokens carry `appkey`/`jti`; authorize checks the app key
+    exact_nbf: bool | None = None  # no clock-skew leeway for `nbf`
+    exact_query: bool | None = None  # exactly the five parameters, in the documented order
+    # -- variants (circle-api.md §7) -----------------------------------------------------------
+    token_query: TokenQuery = "percent"  # noqa: S105 - percent-decode | raw: no decoding | form: `+` is a space
+    signed_string: SignedString = "either"  # which string the signature covers: with/without `?`
+    token_redirect: bool = False  # /api/token answers 307 to /api/v2/token, which serves tokens
+    token_error_status: int = 0  # 0: 400/401 as usual; e.g. 200: refusals are 200 {"Message": ...}
+    status_result: StatusResult = "bool"  # "number": Status.Result is 1 or 0
+    # -- the service's state ------------------------------------------------------------------
+    create_delay: float = 0.5  # seconds /v1/createCircle takes ("it may take a few seconds")
+    invite_wait: float = 20.0  # seconds /v1/processInvite waits when asked to (Wait20Second)
+    invite_ttl: float = 7 * 24 * 3600.0  # an invite times out after a week
 
     def __post_init__(self) -> None:
+        for name in ("check_nonce_freshness", "reject_nonce_reuse", "bind_app_key", "exact_nbf", "exact_query"):
+            if getattr(self, name) is None:
+                setattr(self, name, self.strict)
+        if self.token_query not in ("percent", "raw", "form"):
+            raise ValueError("token_query must be 'percent', 'raw' or 'form'")
+        if self.signed_string not in ("either", "plain", "question"):
+            raise ValueError("signed_string must be 'either', 'plain' or 'question'")
+        if self.status_result not in ("bool", "number"):
+            raise ValueError("status_result must be 'bool' or 'number'")
+        if self.token_error_status and not 200 <= self.token_error_status <= 599:
+            raise ValueError("token_error_status must be an HTTP status")
+        for name in ("create_delay", "invite_wait"):
+            if not 0 <= getattr(self, name) < 3600:
+                raise ValueError(f"{name} must be in [0, 3600) seconds")
+        if not self.invite_ttl > 0:
+            raise ValueError("invite_ttl must be > 0")
         if not self.token_ttl > 0:
             raise ValueError("token_ttl must be > 0")
         if not self.nonce_window > 0:

@@ -4,7 +4,11 @@
 ``/v1/enumCircles`` plus two nested keys that are *not* part of that item:
 
 * ``"Topics"``: the ``Topics`` items ``/v1/enumTopics`` returns for the circle;
-* ``"Member"``: the caller's own membership, the fields ``/v1/whoAmI`` returns besides ``Status``.
+* ``"Member"``: the caller's own membership, the fields ``/v1/whoAmI`` returns besides ``Status``
+  (``Locked`` comes from the lock state).
+
+A topic may hold ``"Messages"`` (``MessageInfo`` items, ``Base64Data`` in the clear: the state
+seals it) and ``"Files"`` (``FileInfo`` items); neither is part of the ``Topics`` item.
 
 Only ``CircleId`` and ``TopicId`` are confirmed field names (circle-api.md §3.9); the others are
 believable guesses in the same PascalCase style. Names mix ASCII, accented Latin, CJK and emoji
@@ -35,6 +39,30 @@ SEED_CIRCLES: Final[list[dict[str, Any]]] = [
                 "TopicDescription": "Streaming, bank and school portal logins.",
                 "MessageCount": 27,
                 "LastModified": "2025-05-02T18:30:12Z",
+                "Messages": [
+                    {
+                        "MessageId": "msg-7b1c-0001",
+                        "MessageType": 100,
+                        "MessageSubType": 0,
+                        "Message": "The router's admin password is on the fridge.",
+                        "Context": "",
+                        "ObjectPath": "",
+                        "Base64Data": "",
+                        "AdditionalJson": "",
+                        "MessageTimeOffset": 1714641012000,
+                    },
+                    {
+                        "MessageId": "msg-7b1c-0002",
+                        "MessageType": 100,
+                        "MessageSubType": 20,
+                        "Message": "correct horse battery staple",
+                        "Context": "",
+                        "ObjectPath": "",
+                        "Base64Data": "",
+                        "AdditionalJson": '{"type":"wifi"}',
+                        "MessageTimeOffset": 1714641072000,
+                    },
+                ],
             },
             {
                 "TopicId": "2a1b3c4d-5e6f-4a7b-9c8d-0e1f2a3b4c12",
@@ -42,6 +70,18 @@ SEED_CIRCLES: Final[list[dict[str, Any]]] = [
                 "TopicDescription": "Policy numbers and due dates.",
                 "MessageCount": 9,
                 "LastModified": "2025-04-11T07:45:00Z",
+                "Files": [
+                    {
+                        "FmapID": "fmap-7b1c-0001",
+                        "FileName": "home-policy-2025.pdf",
+                        "FileSize": 482113,
+                        "FilePath": "C:\\Users\\alex\\Documents\\home-policy-2025.pdf",
+                        "Description": "Home insurance policy",
+                        "Revision": 1,
+                        "Deleted": False,
+                        "Modified": "2025-04-11T07:45:00Z",
+                    }
+                ],
             },
             {
                 "TopicId": "3b2c4d5e-6f7a-4b8c-8d9e-1f2a3b4c5d13",
@@ -51,7 +91,7 @@ SEED_CIRCLES: Final[list[dict[str, Any]]] = [
                 "LastModified": "2025-03-29T15:02:51Z",
             },
         ],
-        "Member": {"MemberId": "m-7b1c-0001", "DisplayName": "Alex Morgan", "Locked": False},
+        "Member": {"MemberId": "m-7b1c-0001", "DisplayName": "Alex Morgan"},
     },
     {
         "CircleId": MEDICAL_TEAM_ID,
@@ -76,7 +116,7 @@ SEED_CIRCLES: Final[list[dict[str, Any]]] = [
                 "LastModified": "2025-06-15T06:00:00Z",
             },
         ],
-        "Member": {"MemberId": "m-c3a9-0007", "DisplayName": "Dr. Léa Müller", "Locked": False},
+        "Member": {"MemberId": "m-c3a9-0007", "DisplayName": "Dr. Léa Müller"},
     },
     {
         "CircleId": RESEARCH_TEAM_ID,
@@ -106,6 +146,19 @@ SEED_CIRCLES: Final[list[dict[str, Any]]] = [
                 "TopicDescription": "Download links and checksums.",
                 "MessageCount": 18,
                 "LastModified": "2025-05-23T09:00:00Z",
+                "Messages": [
+                    {
+                        "MessageId": "msg-e5d1-0001",
+                        "MessageType": 100,
+                        "MessageSubType": 0,
+                        "Message": "Checksum of the May dataset (attached).",
+                        "Context": "",
+                        "ObjectPath": "datasets/2025-05.csv",
+                        "Base64Data": "c2hhMjU2OjlmODZkMDgx",
+                        "AdditionalJson": "",
+                        "MessageTimeOffset": 1748000400000,
+                    }
+                ],
             },
             {
                 "TopicId": "9b8c0d1e-2f3a-4b4c-8d5e-7f8a9b0c1d34",
@@ -115,7 +168,7 @@ SEED_CIRCLES: Final[list[dict[str, Any]]] = [
                 "LastModified": "2025-01-07T23:41:30Z",
             },
         ],
-        "Member": {"MemberId": "m-e5d1-0002", "DisplayName": "佐藤 花子", "Locked": False},
+        "Member": {"MemberId": "m-e5d1-0002", "DisplayName": "佐藤 花子"},
     },
 ]
 

@@ -29,6 +29,7 @@ from ._config import Credentials, EmulatorConfig, Faults
 from ._service_app import ServiceApp
 from ._token_app import TokenApp
 from ._tokens import TokenAuthority
+from ._unlock_key import demo_unlock_key, private_key_base64, public_key_base64
 
 log = logging.getLogger("circle_bridge.emulator")
 
@@ -39,6 +40,16 @@ STAT_NAMES = (
     "enumCircles",
     "enumTopics",
     "whoAmI",
+    "createCircle",
+    "addMessage",
+    "getMessages",
+    "decrypt",
+    "lockUser",
+    "unlockUser",
+    "genInvite",
+    "processInvite",
+    "enumFiles",
+    "addFile",
     "unauthorized",
     "serviceRequests",
 )
@@ -215,7 +226,9 @@ class Emulator:
         self.credentials: Credentials = self.config.credentials[0]
         self.faults = Faults()
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
-        self._authority = TokenAuthority(self.config.token_ttl)
+        self._authority = TokenAuthority(
+            self.config.token_ttl, bind_app_key=bool(self.config.bind_app_key), exact_nbf=bool(self.config.exact_nbf)
+        )
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -334,7 +347,10 @@ class Emulator:
         return self._tls.ca_file if self._tls is not None else None
 
     def describe(self) -> dict[str, object]:
-        """Everything a client needs, the demo secret included (it is a published demo value)."""
+        """Everything a client needs, the demo secret included (it is a published demo value), and
+        the demo key pair that unlock codes are encrypted for: ``privateKey`` is what a developer's
+        backend would hold (base64 PKCS#8 DER, as Circle hands it out)."""
+        unlock_key = demo_unlock_key()
         return {
             "tokenUrl": self.token_url,
             "serviceUrl": self.service_url,
@@ -345,6 +361,8 @@ class Emulator:
             "endUserId": self.credentials.end_user_id,
             "secret": self.credentials.secret,
             "tokenTtl": self._authority.ttl,
+            "publicKey": public_key_base64(unlock_key),
+            "privateKey": private_key_base64(unlock_key),
         }
 
     # -- faults, from any thread -----------------------------------------------------------

@@ -1,6 +1,7 @@
 """The local CircleService port (circle-api.md §3).
 
-``GET /`` answers 200 (any answer means "running", §3.2). Every ``/v1/*`` call is a POST with a
+``GET /`` answers 200 with a short text (any answer means "running", §3.2; the seed says "a
+simple text message"). Every ``/v1/*`` call is a POST with a
 JSON object body (§3.3) and is checked in this order:
 
 1. unknown path 404, other method 405 (``Allow: POST``);
@@ -10,26 +11,35 @@ JSON object body (§3.3) and is checked in this order:
    ``/v1/authorize`` accepted for this appKey and that has not expired: else 401
    ``{"Status": {"Result": false, "Message": "Unauthorized"}}``;
 5. body not a JSON object: 400;
-6. the call itself. Logical failures (unknown circle, missing ``CircleId``) are 200 with
-   ``Status.Result == false``, as callers check ``Status.Result`` on every reply (§3.8).
+6. the call itself, on the emulator's state (``_state.py``: circles, messages, lock, invites,
+   files). Logical failures (unknown circle, missing ``CircleId``, "User is locked") are 200
+   with ``Status.Result == false``, as callers check ``Status.Result`` on every reply (§3.8).
+   ``/v1/createCircle`` takes ``create_delay`` seconds first; ``/v1/processInvite`` with
+   ``Wait20Second: true`` waits ``invite_wait`` seconds (20, as documented).
+
+The C#-only operations are served on their inferred paths ``/v1/genInvite``,
+``/v1/processInvite``, ``/v1/enumFiles`` and ``/v1/addFile`` (circle-api.md §3.6).
 
 ``Content-Type`` and ``Accept`` are not checked: the docs show what clients send, not what the
 service demands.
 
-Replies that do not depend on the request are encoded once, at construction.
+Replies that do not depend on the request are encoded once, at construction; the
+``enumCircles`` reply is encoded again only when the circles change.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from ._asgi import TEXT, Receive, Reply, Scope, Send, decode_json, header, read_body
+from ._asgi import JSON, TEXT, Receive, Reply, Scope, Send, decode_json, header, read_body
 from ._config import EmulatorConfig, Faults
-from ._seed import NESTED_KEYS, SEED_CIRCLES
+from ._seed import SEED_CIRCLES
+from ._state import Failure, ServiceState
 from ._tokens import TokenAuthority, TokenError
+from ._unlock_key import demo_unlock_key
 
 VERSION = "emulator-1.0"
 
@@ -40,7 +50,7 @@ def _status(message: str) -> dict[str, object]:
     return {"Result": False, "Message": message}
 
 
-_RUNNING = Reply.json(200, {"Running": True, "Version": VERSION})
+_RUNNING = Reply(200, f"CircleService is running ({VERSION})".encode(), TEXT)
 _NOT_FOUND = Reply.json(404, {"Status": _status("Not found")})
 _POST_ONLY = Reply.json(405, {"Status": _status("Method not allowed")}, extra=((b"allow", b"POST"),))
 _GET_ONLY = Reply.json(405, {"Status": _status("Method not allowed")}, extra=((b"allow", b"GET"),))
@@ -54,36 +64,16 @@ _AUTHORIZED = Reply.json(200, {"Status": _OK})
 _ERROR_500 = Reply(500, b"Internal Server Error (emulated fault)", TEXT)
 _MALFORMED = Reply(200, b"<!DOCTYPE html><html><body>CircleService: unexpected error</body></html>")
 
-_ENUM_CIRCLES = Reply.json(
-    200,
-    {"Status": _OK, "CircleMeta": [{k: v for k, v in c.items() if k not in NESTED_KEYS} for c in SEED_CIRCLES]},
-)
-_TOPICS = {c["CircleId"]: Reply.json(200, {"Status": _OK, "Topics": c["Topics"]}) for c in SEED_CIRCLES}
-_WHO_AM_I = {c["CircleId"]: Reply.json(200, {"Status": _OK, **c["Member"]}) for c in SEED_CIRCLES}
-_TOPICS_NO_ID = Reply.json(200, {"Status": _status("CircleId is required"), "Topics": []})
-_TOPICS_UNKNOWN = Reply.json(200, {"Status": _status("Circle not found"), "Topics": []})
-_WHO_NO_ID = Reply.json(200, {"Status": _status("CircleId is required")})
-_WHO_UNKNOWN = Reply.json(200, {"Status": _status("Circle not found")})
-
-_Handler = Callable[[dict[str, Any], bytes], Reply]
+_Body = dict[str, Any]
+_Operation = Callable[[_Body], Awaitable[Reply]]
 
 
-def _enum_circles(body: dict[str, Any], app_key: bytes) -> Reply:
-    return _ENUM_CIRCLES
+def _ok(payload: Mapping[str, Any]) -> Reply:
+    return Reply.json(200, {"Status": _OK, **payload})
 
 
-def _enum_topics(body: dict[str, Any], app_key: bytes) -> Reply:
-    circle_id = body.get("CircleId")
-    if not isinstance(circle_id, str) or not circle_id:
-        return _TOPICS_NO_ID
-    return _TOPICS.get(circle_id, _TOPICS_UNKNOWN)
-
-
-def _who_am_i(body: dict[str, Any], app_key: bytes) -> Reply:
-    circle_id = body.get("CircleId")
-    if not isinstance(circle_id, str) or not circle_id:
-        return _WHO_NO_ID
-    return _WHO_AM_I.get(circle_id, _WHO_UNKNOWN)
+def _failed(message: str, empty: Mapping[str, Any]) -> Reply:
+    return Reply.json(200, {"Status": _status(message), **empty})
 
 
 class ServiceApp:
@@ -96,13 +86,64 @@ class ServiceApp:
         self._faults = faults
         self._stats = stats
         self._app_keys = frozenset(c.app_key.encode("utf-8") for c in config.credentials)
-        # path -> (stats counter, handler); None marks /v1/authorize, which needs no Bearer.
-        self._routes: dict[str, tuple[str, _Handler | None]] = {
+        self._numeric_result = config.status_result == "number"
+        self._config = config
+        self.state = ServiceState(SEED_CIRCLES, demo_unlock_key().public_key(), invite_ttl=config.invite_ttl)
+        self._cached: dict[str, tuple[int, Reply]] = {}
+        s = self.state
+        # path -> (stats counter, operation); None marks /v1/authorize, which needs no Bearer.
+        self._routes: dict[str, tuple[str, _Operation | None]] = {
             "/v1/authorize": ("authorize", None),
-            "/v1/enumCircles": ("enumCircles", _enum_circles),
-            "/v1/enumTopics": ("enumTopics", _enum_topics),
-            "/v1/whoAmI": ("whoAmI", _who_am_i),
+            "/v1/enumCircles": ("enumCircles", self._enum_circles),
+            "/v1/enumTopics": ("enumTopics", self._operation(s.enum_topics, empty={"Topics": []})),
+            "/v1/whoAmI": ("whoAmI", self._operation(s.who_am_i)),
+            "/v1/createCircle": ("createCircle", self._create_circle),
+            "/v1/addMessage": ("addMessage", self._operation(s.add_message)),
+            "/v1/getMessages": ("getMessages", self._operation(s.get_messages, empty={"Messages": []})),
+            "/v1/decrypt": ("decrypt", self._decrypt),
+            "/v1/lockUser": ("lockUser", self._operation(s.lock_user)),
+            "/v1/unlockUser": ("unlockUser", self._operation(s.unlock_user)),
+            "/v1/genInvite": ("genInvite", self._operation(s.gen_invite)),
+            "/v1/processInvite": ("processInvite", self._process_invite),
+            "/v1/enumFiles": ("enumFiles", self._operation(s.enum_files, empty={"Files": []})),
+            "/v1/addFile": ("addFile", self._operation(s.add_file)),
         }
+
+    @staticmethod
+    def _operation(run: Callable[[_Body], Mapping[str, Any]], empty: Mapping[str, Any] | None = None) -> _Operation:
+        async def operation(body: _Body) -> Reply:
+            try:
+                return _ok(run(body))
+            except Failure as exc:
+                return _failed(str(exc), empty or {})
+
+        return operation
+
+    async def _enum_circles(self, body: _Body) -> Reply:
+        # the most frequent call: its reply is encoded again only when the circles change
+        cached = self._cached.get("enumCircles")
+        if cached is None or cached[0] != self.state.version:
+            cached = self._cached["enumCircles"] = (self.state.version, _ok(self.state.enum_circles()))
+        return cached[1]
+
+    async def _create_circle(self, body: _Body) -> Reply:
+        # Circle's own client shows a spinner: "It may take a few seconds" (circle-api.md §3.5)
+        if self._config.create_delay > 0:
+            await asyncio.sleep(self._config.create_delay)
+        return await self._operation(self.state.create_circle)(body)
+
+    async def _decrypt(self, body: _Body) -> Reply:
+        try:
+            data = self.state.decrypt(body)
+        except Failure as exc:
+            return _failed(str(exc), {})
+        # where Circle's only client reads it (circle-api.md §3.4)
+        return Reply.json(200, {"Status": {**_OK, "DecryptedData": data}})
+
+    async def _process_invite(self, body: _Body) -> Reply:
+        if body.get("Wait20Second") is True and self._config.invite_wait > 0:
+            await asyncio.sleep(self._config.invite_wait)
+        return await self._operation(self.state.process_invite)(body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,9 +159,11 @@ class ServiceApp:
             reply = _NOT_FOUND
         if reply.status == 401:
             self._stats["unauthorized"] += 1
+        if self._numeric_result and reply.content_type == JSON:
+            reply = _with_numeric_result(reply)
         await reply.send(send)
 
-    async def _call(self, scope: Scope, receive: Receive, counter: str, handler: _Handler | None) -> Reply:
+    async def _call(self, scope: Scope, receive: Receive, counter: str, handler: _Operation | None) -> Reply:
         self._stats[counter] += 1
         raw = await read_body(receive)
         faults = self._faults
@@ -147,7 +190,7 @@ class ServiceApp:
         if not isinstance(body, dict):
             return _BAD_BODY
         if handler is not None:
-            return handler(body, app_key)
+            return await handler(body)
         token = body.get("Token")
         if not isinstance(token, str) or not token:
             return _NO_TOKEN
@@ -156,6 +199,19 @@ class ServiceApp:
         except TokenError as exc:
             return Reply.json(401, {"Status": _status(str(exc))})
         return _AUTHORIZED
+
+
+def _with_numeric_result(reply: Reply) -> Reply:
+    """``status_result="number"``: ``Status.Result`` as 1 or 0, a truthy value that is not a JSON
+    boolean (circle-api.md §7: callers test truthiness only)."""
+    try:
+        body = decode_json(reply.body)
+    except ValueError:  # the serviceMalformed fault: left as it is
+        return reply
+    status = body.get("Status") if isinstance(body, dict) else None
+    if isinstance(status, dict) and isinstance(status.get("Result"), bool):
+        body = {**body, "Status": {**status, "Result": int(status["Result"])}}
+    return Reply.json(reply.status, body)
 
 
 def _bearer(scope: Scope) -> bytes:

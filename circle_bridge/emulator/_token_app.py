@@ -2,24 +2,32 @@
 
 How the token query is read
 ---------------------------
-The query must hold exactly ``customerId, appKey, endUserId, nonce, signature``, in that order,
-each once and non-empty; anything else is a 400. Values are **percent-decoded only** (as
-``urllib.parse.unquote`` does, but strict UTF-8), never form-decoded: a ``+`` stays a ``+``.
-Documented clients do not URL-encode anything, so a base64 signature arrives with raw ``+``,
-``/`` and ``=``; a client that encodes (``%2B``) verifies just as well. ``unquote_plus`` would
-turn a raw ``+`` into a space and reject every signature holding one.
+By default the query must hold ``customerId, appKey, endUserId, nonce, signature``, each
+non-empty, in any order; other parameters and empty pairs (``token?&customerId=…``) are ignored,
+and the first of a repeated name counts. With ``exact_query`` (strict) it must be exactly those
+five, in that order, each once; anything else is a 400.
+
+``token_query`` says how values are decoded: ``percent`` (default) decodes ``%XX`` only, as
+``urllib.parse.unquote`` does but strict UTF-8, never form-decoding, so a raw ``+`` stays a ``+``
+and both raw (every public sample) and percent-encoded clients verify; ``raw`` decodes nothing (a
+server that compares the query text as sent: only raw clients verify); ``form`` is a standard
+form parser (``+`` is a space: a raw ``+`` in a signature breaks it, percent-encoding survives).
 
 The signature is standard base64 of HMAC-SHA256, keyed by the UTF-8 of the stripped secret, over
-``customerId=<c>&appKey=<a>&endUserId=<u>&nonce=<n>`` built from the decoded values.
+``customerId=<c>&appKey=<a>&endUserId=<u>&nonce=<n>`` built from the decoded values; with
+``signed_string`` ``either`` (default) the same string with a leading ``?`` verifies too,
+``plain`` and ``question`` accept one form only.
 
-The nonce must be an integer epoch timestamp, in seconds or milliseconds (above 1e11 it is read
-as milliseconds), within ``nonce_window`` of now; the same (customerId, appKey, endUserId, nonce)
-is accepted once. The real endpoint's rules are unknown (circle-api.md §5.2): these are the
-strictest reading that every documented timestamp-based client satisfies.
+The nonce must be an integer (Circle's ForgeRock node sends a random int). With
+``check_nonce_freshness`` it must be an epoch timestamp in seconds or milliseconds (above 1e11 it
+is read as milliseconds) within ``nonce_window`` of now; with ``reject_nonce_reuse`` the same
+(customerId, appKey, endUserId, nonce) is accepted once. Circle documents neither rule.
 
 Errors are ``{"Message": "..."}``: 400 malformed query, 401 unknown identity, bad signature,
-stale or reused nonce, 403 when the ``tokenRefuse`` fault is on, 405 for a method other than GET.
-No reply or log line ever holds the secret, the signature or the query string.
+stale or reused nonce (``token_error_status`` replaces 400/401, e.g. by 200, as a server that
+reports errors in the body), 403 when the ``tokenRefuse`` fault is on, 405 for a method other
+than GET. With ``token_redirect``, ``/api/token`` answers 307 to ``/api/v2/token`` with the same
+query. No reply or log line ever holds the secret, the signature or the query string.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 from ._asgi import Receive, Reply, Scope, Send, decode_json, encode_json, read_body
 from ._config import EmulatorConfig, Faults
@@ -86,6 +94,7 @@ class TokenApp:
         self._control = control
         self._string_body = config.token_body == "string"  # noqa: S105
         self._window = config.nonce_window
+        self._config = config
         self._secrets: dict[tuple[str, str], bytes] = {}
         for cred in config.credentials:
             self._secrets.setdefault((cred.customer_id, cred.app_key), cred.secret.strip().encode("utf-8"))
@@ -103,7 +112,11 @@ class TokenApp:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
-        if path == "/api/token":
+        if path == "/api/token" and self._config.token_redirect:
+            query: bytes = scope["query_string"]
+            location = b"/api/v2/token" + (b"?" + query if query else b"")
+            reply = Reply(307, b"", extra=((b"location", location),))
+        elif path == "/api/token" or (path == "/api/v2/token" and self._config.token_redirect):
             reply = await self._token(scope)
         elif path == "/_emulator/state":
             reply = Reply.json(200, self._control.state()) if scope["method"] == "GET" else _GET_ONLY
@@ -130,7 +143,7 @@ class TokenApp:
         except _Rejected as exc:
             self._stats["tokenRejected"] += 1
             log.debug("token request rejected: %d %s", exc.status, exc.message)
-            return Reply.json(exc.status, {"Message": exc.message})
+            return Reply.json(self._config.token_error_status or exc.status, {"Message": exc.message})
         if self._string_body:
             # The documented shape: a JSON string whose content is a pretty-printed JSON object
             # with CRLF line breaks (what json.dumps(indent=2) on Windows-style text gives).
@@ -138,25 +151,32 @@ class TokenApp:
         return Reply.json(200, {"Token": token})
 
     def _issue(self, query: bytes, now: float) -> str:
-        customer_id, app_key, end_user_id, nonce, signature = _parse_query(query)
+        config = self._config
+        parse = _parse_exact_query if config.exact_query else _parse_query
+        customer_id, app_key, end_user_id, nonce, signature = parse(query, config.token_query)
         if _NONCE.fullmatch(nonce) is None:
-            raise _Rejected(400, "nonce must be an integer epoch timestamp in seconds or milliseconds")
+            raise _Rejected(400, "nonce must be an integer (an epoch timestamp in seconds or milliseconds)")
         key = self._secrets.get((customer_id, app_key))
         if key is None:
             raise _Rejected(401, "Unknown customerId or appKey")
         message = f"customerId={customer_id}&appKey={app_key}&endUserId={end_user_id}&nonce={nonce}"
-        expected = base64.b64encode(hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest())
-        if not hmac.compare_digest(expected, signature.encode("utf-8")):
+        forms = {"plain": (message,), "question": ("?" + message,), "either": (message, "?" + message)}
+        given = signature.encode("utf-8")
+        if not any(
+            hmac.compare_digest(base64.b64encode(hmac.new(key, form.encode("utf-8"), hashlib.sha256).digest()), given)
+            for form in forms[config.signed_string]
+        ):
             raise _Rejected(401, "Invalid signature")
         stamp = int(nonce)
         seconds = stamp / 1000 if stamp > _MS_THRESHOLD else float(stamp)
-        if abs(now - seconds) > self._window:
+        if config.check_nonce_freshness and abs(now - seconds) > self._window:
             raise _Rejected(401, "Stale nonce: it must be the current epoch time in seconds or milliseconds")
-        self._prune(now)
-        seen_key = (customer_id, app_key, end_user_id, nonce)
-        if seen_key in self._seen:
-            raise _Rejected(401, "Nonce reused")
-        self._seen[seen_key] = seconds + self._window
+        if config.reject_nonce_reuse:
+            self._prune(now)
+            seen_key = (customer_id, app_key, end_user_id, nonce)
+            if seen_key in self._seen:
+                raise _Rejected(401, "Nonce reused")
+            self._seen[seen_key] = max(seconds, now) + self._window
         return self._authority.issue(customer_id, app_key, end_user_id, now)
 
     def _prune(self, now: float) -> None:
@@ -192,7 +212,18 @@ class TokenApp:
         return Reply.json(200, self._control.state())
 
 
-def _parse_query(query: bytes) -> tuple[str, str, str, str, str]:
+def _decode(raw: bytes, name: str, mode: str) -> str:
+    try:
+        if mode == "raw":
+            return raw.decode("utf-8")
+        if mode == "form":
+            return unquote_plus(raw.decode("ascii"), errors="strict")
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeError:
+        raise _Rejected(400, f"{name} is not valid UTF-8 after decoding") from None
+
+
+def _parse_exact_query(query: bytes, mode: str) -> tuple[str, str, str, str, str]:
     pairs = query.split(b"&")
     if len(pairs) != len(_NAMES):
         raise _Rejected(400, f"expected exactly the query parameters {_ORDER}, in this order")
@@ -201,11 +232,24 @@ def _parse_query(query: bytes) -> tuple[str, str, str, str, str]:
         name, sep, raw = pair.partition(b"=")
         if name != expected or not sep:
             raise _Rejected(400, f"expected exactly the query parameters {_ORDER}, in this order")
-        try:
-            value = unquote_to_bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Rejected(400, f"{expected.decode()} is not valid UTF-8 after percent-decoding") from None
+        value = _decode(raw, expected.decode(), mode)
         if not value:
             raise _Rejected(400, f"{expected.decode()} is empty")
+        values.append(value)
+    return values[0], values[1], values[2], values[3], values[4]
+
+
+def _parse_query(query: bytes, mode: str) -> tuple[str, str, str, str, str]:
+    found: dict[bytes, bytes] = {}
+    for pair in query.split(b"&"):
+        name, _, raw = pair.partition(b"=")
+        if name in _NAMES and name not in found:
+            found[name] = raw
+    values: list[str] = []
+    for expected in _NAMES:
+        given = found.get(expected)
+        value = _decode(given, expected.decode(), mode) if given is not None else ""
+        if not value:
+            raise _Rejected(400, f"the query parameter {expected.decode()} is missing or empty (need {_ORDER})")
         values.append(value)
     return values[0], values[1], values[2], values[3], values[4]

@@ -1,9 +1,12 @@
 """The emulator's tokens: HS256 JWTs it issues, checks and authorizes.
 
 Both emulated servers share one ``TokenAuthority``: the "cloud" issues tokens with its private
-key, the "service" checks them with the same key. Claim names follow the real sample tokens
-(circle-api.md §2.6) plus an ``appkey`` claim, so the service can tell which app a token was
-issued for. Times are whole epoch seconds, as JWT ``NumericDate`` values usually are.
+key, the "service" checks them with the same key. Claims have the shapes of the real sample tokens
+(circle-api.md §2.6 and §7): ``unique_name`` (customerId), the ``authorizationdecision`` claim (a
+4-character code), ``primarysid`` (endUserId), ``gender`` (an RSA public key as XML), ``userdata``
+(a JSON string), ``nbf``, ``iat``, ``exp``; no app-key claim and no ``jti``. Only with
+``bind_app_key`` (strict mode) do tokens carry ``appkey`` and ``jti`` claims and work only with the
+app key they were issued for. Times are whole epoch seconds, as JWT ``NumericDate`` values usually are.
 """
 
 from __future__ import annotations
@@ -24,14 +27,28 @@ _HEADER = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").
 _PRUNE_AT = 4096
 
 
+AUTHORIZATION_DECISION = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/authorizationdecision"
+USER_DATA = "http://schemas.microsoft.com/ws/2008/06/identity/claims/userdata"
+NBF_LEEWAY = 300  # .NET's default clock skew for nbf/exp checks; the real service is .NET (§2.6)
+
+
 class Claims(msgspec.Struct, frozen=True):
     unique_name: str  # customerId
     primarysid: str  # endUserId
-    appkey: str
-    jti: str
     nbf: int
     iat: int
     exp: int
+    appkey: str | None = None  # only with bind_app_key
+    jti: str | None = None  # only with bind_app_key
+
+
+def _rsa_key_value() -> str:
+    """An ``<RSAKeyValue>`` with a 4096-bit modulus, the shape of the ``gender`` claim in the wild
+    (the developer's PublicKey, probably). The bytes are random: nothing here encrypts with it."""
+    modulus = bytearray(secrets.token_bytes(512))
+    modulus[0] |= 0x80
+    encoded = base64.b64encode(bytes(modulus)).decode("ascii")
+    return f"<RSAKeyValue><Modulus>{encoded}</Modulus><Exponent>AQAB</Exponent></RSAKeyValue>"
 
 
 _decode_claims = msgspec.json.Decoder(Claims).decode
@@ -57,24 +74,32 @@ class TokenAuthority:
     Only the event loop thread touches it (the ``Emulator`` routes outside calls there).
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, *, bind_app_key: bool = False, exact_nbf: bool = False) -> None:
         self.ttl = math.ceil(ttl)
+        self._bind_app_key = bind_app_key
+        self._nbf_leeway = 0 if exact_nbf else NBF_LEEWAY
         self._key = secrets.token_bytes(32)
+        self._public_key = _rsa_key_value()
+        self._decision = secrets.token_hex(2).upper()
         # Raw bearer token bytes -> grant. Keyed by the exact token text, so a lookup is a whole
         # check: only a token that was verified when it was authorized can be in here.
         self._grants: dict[bytes, _Grant] = {}
 
     def issue(self, customer_id: str, app_key: str, end_user_id: str, now: float) -> str:
         iat = int(now)
-        claims = Claims(
-            unique_name=customer_id,
-            primarysid=end_user_id,
-            appkey=app_key,
-            jti=secrets.token_hex(16),
-            nbf=iat,
-            iat=iat,
-            exp=iat + self.ttl,
-        )
+        claims: dict[str, object] = {
+            "unique_name": customer_id,
+            AUTHORIZATION_DECISION: self._decision,
+            "primarysid": end_user_id,
+            "gender": self._public_key,
+            USER_DATA: '{"CrossCustomerExceptions":[]}',
+            "nbf": iat,
+            "exp": iat + self.ttl,
+            "iat": iat,
+        }
+        if self._bind_app_key:
+            claims["appkey"] = app_key
+            claims["jti"] = secrets.token_hex(16)
         signing_input = f"{_HEADER}.{_b64url(encode_json(claims))}"
         return f"{signing_input}.{self._sign(signing_input)}"
 
@@ -92,7 +117,7 @@ class TokenAuthority:
             claims = _decode_claims(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
         except (binascii.Error, ValueError, msgspec.DecodeError):
             raise TokenError("Token is malformed") from None
-        if claims.nbf > now:
+        if claims.nbf > now + self._nbf_leeway:
             raise TokenError("Token is not valid yet")
         if claims.exp <= now:
             raise TokenError("Token has expired")
@@ -101,7 +126,7 @@ class TokenAuthority:
     def authorize(self, token: str, app_key: bytes, now: float) -> None:
         """Accept ``token`` for Bearer use with ``app_key``. Raises TokenError."""
         claims = self.verify(token, now)
-        if claims.appkey.encode("utf-8") != app_key:
+        if self._bind_app_key and (claims.appkey or "").encode("utf-8") != app_key:
             raise TokenError("Token was issued for another appKey")
         if len(self._grants) >= _PRUNE_AT:
             self._grants = {t: g for t, g in self._grants.items() if g.exp > now}

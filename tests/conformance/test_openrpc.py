@@ -143,7 +143,7 @@ def test_example_replays_against_live_bridge(shared_emulator: Emulator, method: 
         if isinstance(expected, dict) and name != "rpc.discover":
             # the example's own fields appear in the live reply (lists: the first item's fields)
             for key, value in expected.items():
-                if isinstance(value, list) and value:
+                if isinstance(value, list) and value and isinstance(value[0], dict):
                     assert set(value[0]) <= set(reply["result"][key][0])
                     assert value[0][next(iter(value[0]))] == reply["result"][key][0][next(iter(value[0]))]
 
@@ -233,11 +233,14 @@ def test_every_catalogue_code_is_provoked_against_a_live_bridge() -> None:
             daemon = await start_daemon(bridge_env(emulator))
             try:
                 host, _, port = (daemon.state.tcp or "").rpartition(":")
-                tokenless = await BridgeClient.connect_tcp(host, int(port), auth_token="not-the-token")
-                seen[await code_of(tokenless, "initialize", {})] = "TCP without the daemon's token"
-                await tokenless.close()
+                no_auth = await BridgeClient.connect_tcp(host, int(port), auth_token="not-the-token")
+                seen[await code_of(no_auth, "initialize", {})] = "TCP without the daemon's token"
+                await no_auth.close()
             finally:
                 await daemon.stop()
+            tokenless = await start_bridge(bridge_env(emulator, CIRCLE_TOKEN_SOURCE="client"))
+            seen[await code_of(tokenless.client, "circle/enumCircles", {})] = "client source, no token yet"
+            await tokenless.client.close()
 
         run(scenario())
     documented = {e["code"]: e for e in SPEC["components"]["errors"].values()}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -74,8 +77,11 @@ def test_debug_session_leaks_nothing(emulator: Emulator, transport: Transport) -
     assert "DEBUG" in stderr  # the log level took effect, so the scan below saw debug output
     assert emulator.stats["tokenRequests"] >= 2
     haystacks = {"stderr": stderr, "protocol stream": "\n".join(received)}
+    creds = DEMO_CREDENTIALS
+    # the app key is masked too, and no 8-character piece of the Secret or app key shows anywhere
+    pieces = [value[i : i + 8] for value in (creds.secret.strip(), creds.app_key) for i in range(len(value) - 7)]
     for name, text in haystacks.items():
-        for needle in forbidden_strings(started, ended):
+        for needle in [*forbidden_strings(started, ended), *pieces]:
             assert needle not in text, f"{needle[:6]}… leaked into {name}"
     for token in daemon_token:  # a daemon's TCP token stays in daemon.json
         assert token not in stderr
@@ -139,3 +145,44 @@ def test_stderr_capture_sees_the_bridge_log() -> None:
         return bridge.stderr
 
     assert "serving JSON-RPC on stdio" in run(scenario())
+
+
+def test_bad_settings_stop_serve_with_a_clean_message_naming_them(tmp_path: Path) -> None:
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CIRCLE_BRIDGE_CONFIG": str(tmp_path / "none.toml")}
+    unwritable = tmp_path / "no-such-dir" / "bridge.log"
+    for extra, name in (
+        ({"CIRCLE_SERVICE_URL": "http://127.0.0.1:31415\r\nX: 1"}, "CIRCLE_SERVICE_URL"),
+        ({"CIRCLE_SERVICE_URL": "http://[::1"}, "CIRCLE_SERVICE_URL"),
+        ({"CIRCLE_TOKEN_URL": ":::"}, "CIRCLE_TOKEN_URL"),
+        ({"CIRCLE_SERVICE_TIMEOUT": "nan"}, "CIRCLE_SERVICE_TIMEOUT"),
+        ({"CIRCLE_BRIDGE_LOG_FILE": str(unwritable)}, "CIRCLE_BRIDGE_LOG_FILE"),
+    ):
+        serve = subprocess.run(
+            [sys.executable, "-m", "circle_bridge", "serve", "--stdio"],
+            input=b"",
+            capture_output=True,
+            timeout=60,
+            env={**base, **extra},
+        )
+        stderr = serve.stderr.decode()
+        assert serve.returncode == 2, (name, stderr)
+        assert name in stderr
+        assert "Traceback" not in stderr
+        assert serve.stdout == b""
+
+
+def test_log_file_is_created_private(shared_emulator: Emulator, tmp_path: Path) -> None:
+    log_file = tmp_path / "bridge.log"
+
+    async def scenario() -> None:
+        env = bridge_env(shared_emulator, CIRCLE_BRIDGE_LOG_FILE=str(log_file), CIRCLE_BRIDGE_LOG_LEVEL="DEBUG")
+        bridge = await start_bridge(env)
+        await bridge.client.circle_initialize()
+        await bridge.client.close()
+
+    run(scenario())
+    assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
+    text = log_file.read_text()
+    assert "DEBUG" in text
+    assert DEMO_CREDENTIALS.app_key not in text
+    assert DEMO_CREDENTIALS.secret not in text

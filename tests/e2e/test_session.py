@@ -1,4 +1,5 @@
-"""The happy path and the lifecycle, through a real bridge subprocess and the emulator over HTTP."""
+"""The happy path and the lifecycle, through a real bridge subprocess and the emulator over HTTP.
+Every test runs twice: against the emulator in its default mode and in its strict mode."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ import pytest
 
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
-from tests.bridge_harness import TRANSPORTS, Transport, bridge_env, error_of, run, start_bridge, with_bridge
+from tests.bridge_harness import (
+    TRANSPORTS,
+    Transport,
+    bridge_env,
+    error_of,
+    run,
+    start_bridge,
+    wait_until,
+    with_bridge,
+)
+from tests.emulator_modes import emulator, shared_emulator, strict_mode
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -72,7 +83,7 @@ def test_lifecycle_gate_and_exit_codes(shared_emulator: Emulator) -> None:
         assert discovered["openrpc"].startswith("1.")
         info = await client.initialize()
         assert info["serverInfo"]["name"] == "circle-bridge"
-        assert info["protocolVersion"] == "1.0"
+        assert info["protocolVersion"] == "1.1"  # 1.1: the Circle API beyond listing
         twice = await error_of(client.request("initialize", {}))
         assert twice.code == -32600
         assert await client.request("shutdown") is None
@@ -134,3 +145,35 @@ def test_several_clients_share_nothing_but_work_concurrently(shared_emulator: Em
         return list(await asyncio.gather(*(one() for _ in range(3))))
 
     assert run(scenario()) == [len(SEED_CIRCLES)] * 3
+
+
+def test_a_token_rejected_at_authorize_is_replaced_by_one_fresh_token(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        emulator.set_faults(serviceDelay=2.0)  # ample time to revoke while the first authorize waits
+        pending = asyncio.ensure_future(bridge.circle_initialize())
+        await wait_until(lambda: emulator.stats["authorize"] == 1)  # the first token is at the service
+        emulator.revoke()  # ... and is no longer valid when the service checks it
+        emulator.set_faults(serviceDelay=0.0)
+        result = await pending
+        assert result["authorized"] is True
+        assert emulator.stats["tokenRequests"] == 2
+        assert emulator.stats["authorize"] == 2
+        assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
+
+    run(with_bridge(bridge_env(emulator), body))
+
+
+def test_no_token_is_requested_while_the_service_is_not_running(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        emulator.set_faults(serviceDown=True)
+        err = await error_of(bridge.circle_initialize())
+        assert err.code == -33001
+        assert emulator.stats["tokenRequests"] == 0  # as Circle.initialize: service first
+        emulator.set_faults(serviceDown=False)
+        assert (await bridge.circle_initialize())["authorized"] is True
+        assert emulator.stats["tokenRequests"] == 1
+
+    run(with_bridge(bridge_env(emulator), body))
+
+
+__all__ = ["emulator", "shared_emulator", "strict_mode"]  # fixtures: every test here runs in both emulator modes

@@ -1,4 +1,5 @@
-"""Token handling through a real bridge: expiry, 401 recovery, single flight, body shapes, https."""
+"""Token handling through a real bridge: expiry, 401 recovery, single flight, body shapes, https.
+Every test runs twice: against the emulator in its default mode and in its strict mode."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 
 from circle_bridge.client import BridgeClient
 from circle_bridge.emulator import SEED_CIRCLES, Emulator
-from tests.bridge_harness import TRANSPORTS, Transport, bridge_env, emulator_running, run, wait_until, with_bridge
+from tests.bridge_harness import TRANSPORTS, Transport, bridge_env, error_of, run, wait_until, with_bridge
+from tests.emulator_modes import emulator, emulator_running, shared_emulator, strict_mode
 
 
 def test_token_expiring_mid_session_is_refreshed_unnoticed() -> None:
@@ -147,3 +149,125 @@ def test_refresh_runs_ahead_so_no_call_waits_for_the_token_endpoint() -> None:
         assert emulator.stats["tokenRequests"] == 2
         assert emulator.stats["unauthorized"] == 0
         assert slowest < 0.5  # no call sat through the 0.6 s token request
+
+
+def test_wrong_secret_fails_at_once_not_retryable_and_names_the_cause(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        err = await error_of(bridge.circle_initialize())
+        assert err.code == -33002
+        assert err.data["httpStatus"] == 401
+        assert err.data["retryable"] is False
+        assert "CIRCLE_SECRET" in err.data["likelyCause"]
+        assert emulator.stats["tokenRequests"] == 1  # no nonce-retry loop for bad credentials
+
+    run(with_bridge(bridge_env(emulator, CIRCLE_SECRET="not-the-secret"), body))
+
+
+def test_wrong_app_key_fails_at_once_and_names_it(emulator: Emulator) -> None:
+    async def body(bridge: BridgeClient) -> None:
+        err = await error_of(bridge.circle_initialize())
+        assert err.code == -33002
+        assert err.data["retryable"] is False
+        assert "CIRCLE_APP_KEY" in err.data["likelyCause"]
+        assert emulator.stats["tokenRequests"] == 1
+
+    run(with_bridge(bridge_env(emulator, CIRCLE_APP_KEY="appkey-nobody-knows"), body))
+
+
+# -- Circle's disputed details: each bridge setting against the emulator mode that reads it so ------
+
+
+def test_raw_query_encoding_against_a_server_that_decodes_nothing() -> None:
+    with emulator_running(token_query="raw", strict=True) as emulator:
+
+        async def body(bridge: BridgeClient) -> None:
+            assert (await bridge.circle_initialize())["authorized"] is True
+
+        run(with_bridge(bridge_env(emulator, CIRCLE_TOKEN_QUERY_ENCODING="raw"), body))
+
+        async def percent(bridge: BridgeClient) -> None:
+            # control: a percent-encoded signature (it always ends in %3D) fails on such a server
+            err = await error_of(bridge.circle_initialize())
+            assert err.code == -33002
+            assert err.data["retryable"] is False
+
+        run(with_bridge(bridge_env(emulator), percent))
+
+
+def test_percent_encoding_against_a_standard_form_parser() -> None:
+    with emulator_running(token_query="form") as emulator:
+
+        async def body(bridge: BridgeClient) -> None:
+            assert (await bridge.circle_initialize())["authorized"] is True
+            for _ in range(2):  # each revoke costs a 401, a new token and so a new signature
+                emulator.revoke()
+                assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
+
+        run(with_bridge(bridge_env(emulator), body))
+        assert emulator.stats["tokenRequests"] == 3  # three signatures; a raw '+' would have broken any
+        assert emulator.stats["tokenRejected"] == 0
+
+
+def test_question_mark_signed_string_variant() -> None:
+    with emulator_running(signed_string="question") as emulator:
+
+        async def body(bridge: BridgeClient) -> None:
+            assert (await bridge.circle_initialize())["authorized"] is True
+
+        run(with_bridge(bridge_env(emulator, CIRCLE_SIGN_QUESTION_MARK="true"), body))
+
+        async def plain(bridge: BridgeClient) -> None:
+            err = await error_of(bridge.circle_initialize())
+            assert err.data["upstreamMessage"] == "Invalid signature"
+            assert "CIRCLE_SIGN_QUESTION_MARK" in err.data["likelyCause"]
+
+        run(with_bridge(bridge_env(emulator), plain))
+
+
+def test_token_url_with_a_trailing_question_mark_sends_exactly_five_parameters() -> None:
+    with emulator_running(exact_query=True) as emulator:  # extra or empty parameters are a 400 here
+
+        async def body(bridge: BridgeClient) -> None:
+            assert (await bridge.circle_initialize())["authorized"] is True
+
+        run(with_bridge(bridge_env(emulator, CIRCLE_TOKEN_URL=emulator.token_url + "?"), body))
+        assert emulator.stats["tokenRejected"] == 0
+
+
+def test_numeric_status_result_is_success() -> None:
+    with emulator_running(status_result="number") as emulator:
+
+        async def body(bridge: BridgeClient) -> None:
+            assert (await bridge.circle_initialize())["authorized"] is True
+            assert len(await bridge.enum_circles()) == len(SEED_CIRCLES)
+            err = await error_of(bridge.enum_topics("no-such-circle"))  # Result: 0 is still a failure
+            assert err.code == -33004
+            assert err.data["upstreamMessage"] == "Circle not found"
+
+        run(with_bridge(bridge_env(emulator), body))
+
+
+def test_token_endpoint_redirect_is_followed() -> None:
+    with emulator_running(token_redirect=True) as emulator:
+
+        async def body(bridge: BridgeClient) -> None:
+            assert (await bridge.circle_initialize())["authorized"] is True
+
+        run(with_bridge(bridge_env(emulator), body))
+        assert emulator.stats["tokenRequests"] == 1  # the redirect itself is not a token request
+
+
+def test_an_error_object_in_a_200_reply_keeps_the_upstream_message() -> None:
+    with emulator_running(token_error_status=200) as emulator:
+
+        async def body(bridge: BridgeClient) -> None:
+            err = await error_of(bridge.circle_initialize())
+            assert err.code == -33002
+            assert err.data["httpStatus"] == 200
+            assert err.data["upstreamMessage"] == "Invalid signature"
+            assert err.data["retryable"] is False
+
+        run(with_bridge(bridge_env(emulator, CIRCLE_SECRET="not-the-secret"), body))
+
+
+__all__ = ["emulator", "shared_emulator", "strict_mode"]  # fixtures: every test here runs in both emulator modes

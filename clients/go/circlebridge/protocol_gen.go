@@ -19,20 +19,34 @@ import (
 )
 
 // ProtocolVersion is the protocol version this client was generated from (info.version).
-const ProtocolVersion = "1.0"
+const ProtocolVersion = "1.1"
 
 // Method names on the wire.
 const (
-	MethodInitialize             = "initialize"
-	MethodInitialized            = "initialized"
-	MethodShutdown               = "shutdown"
-	MethodExit                   = "exit"
-	MethodCancelRequest          = "$/cancelRequest"
-	MethodRPCDiscover            = "rpc.discover"
-	MethodCircleIsServiceRunning = "circle/isServiceRunning"
-	MethodCircleInitialize       = "circle/initialize"
-	MethodCircleEnumCircles      = "circle/enumCircles"
-	MethodCircleEnumTopics       = "circle/enumTopics"
+	MethodInitialize                   = "initialize"
+	MethodInitialized                  = "initialized"
+	MethodShutdown                     = "shutdown"
+	MethodExit                         = "exit"
+	MethodCancelRequest                = "$/cancelRequest"
+	MethodWindowWorkDoneProgressCancel = "window/workDoneProgress/cancel"
+	MethodRPCDiscover                  = "rpc.discover"
+	MethodCircleIsServiceRunning       = "circle/isServiceRunning"
+	MethodCircleInitialize             = "circle/initialize"
+	MethodCircleEnumCircles            = "circle/enumCircles"
+	MethodCircleEnumTopics             = "circle/enumTopics"
+	MethodCircleCreateCircle           = "circle/createCircle"
+	MethodCircleWhoAmI                 = "circle/whoAmI"
+	MethodCircleAddMessage             = "circle/addMessage"
+	MethodCircleGetMessages            = "circle/getMessages"
+	MethodCircleDecrypt                = "circle/decrypt"
+	MethodCircleLockUser               = "circle/lockUser"
+	MethodCircleUnlockUser             = "circle/unlockUser"
+	MethodCircleGenInvite              = "circle/genInvite"
+	MethodCircleProcessInvite          = "circle/processInvite"
+	MethodCircleEnumFiles              = "circle/enumFiles"
+	MethodCircleAddFile                = "circle/addFile"
+	MethodCirclePutSecret              = "circle/putSecret"
+	MethodCircleGetSecret              = "circle/getSecret"
 )
 
 // Error codes of the protocol's error catalogue (components.errors); see Error.Name.
@@ -63,7 +77,9 @@ const (
 	CodeServiceNotRunning int = -33001
 	// CodeTokenRequestFailed (-33002, "Circle token request failed"): The Circle cloud token endpoint
 	// refused or failed the signed token request. Check the credentials and the clock;
-	// `data.httpStatus` has the status.
+	// `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature,
+	// an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to
+	// check.
 	CodeTokenRequestFailed int = -33002
 	// CodeAuthorizationRejected (-33003, "CircleService rejected the authorization"): CircleService
 	// did not accept the token, even after one fresh token.
@@ -71,8 +87,9 @@ const (
 	// CodeCircleOperationFailed (-33004, "Circle operation failed"): CircleService answered
 	// `Status.Result: false` or an HTTP error; `data.upstreamMessage` carries its `Status.Message`.
 	CodeCircleOperationFailed int = -33004
-	// CodeUpstreamMalformed (-33005, "Malformed reply from upstream"): The token endpoint or
-	// CircleService answered with a body of the wrong shape.
+	// CodeUpstreamMalformed (-33005, "Malformed reply from upstream"): The token endpoint, the token
+	// source or CircleService answered with a body of the wrong shape, one larger than
+	// `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.
 	CodeUpstreamMalformed int = -33005
 	// CodeUpstreamTimeout (-33006, "Upstream timed out"): The token endpoint or CircleService did not
 	// answer within the configured timeout.
@@ -84,6 +101,11 @@ const (
 	// `initialize` with the daemon's token in `initializationOptions.authToken` (from daemon.json);
 	// the connection is closed after this reply.
 	CodeUnauthenticated int = -33010
+	// CodeTokenNeeded (-33020, "A token is needed from the client"): With `CIRCLE_TOKEN_SOURCE=client`
+	// the bridge has no valid token: get one from your backend and send `circle/initialize` with
+	// `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this
+	// code until a token arrives.
+	CodeTokenNeeded int = -33020
 )
 
 // codeNames maps each catalogue code to its stable name.
@@ -103,6 +125,7 @@ var codeNames = map[int]string{
 	-33006: "UpstreamTimeout",
 	-33007: "BadConfiguration",
 	-33010: "Unauthenticated",
+	-33020: "TokenNeeded",
 }
 
 // codeRetryable maps each catalogue code to its default retry hint.
@@ -122,6 +145,140 @@ var codeRetryable = map[int]bool{
 	-33006: true,
 	-33007: false,
 	-33010: false,
+	-33020: true,
+}
+
+// AddFileParams is the protocol's AddFileParams object.
+type AddFileParams struct {
+	CircleID string `json:"circleId"`
+	TopicID  string `json:"topicId"`
+	// A path on the user's machine; re-adding the same path adds a revision.
+	FilePath    string `json:"filePath"`
+	Description string `json:"description,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of AddFileParams exactly as spelled in the protocol.
+func (a *AddFileParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "AddFileParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out AddFileParams
+	if err := takeField(fields, "AddFileParams", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddFileParams", "topicId", true, &out.TopicID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddFileParams", "filePath", true, &out.FilePath); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddFileParams", "description", false, &out.Description); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "AddFileParams"); err != nil {
+		return err
+	}
+	*a = out
+	return nil
+}
+
+// AddMessageParams is the protocol's AddMessageParams object. Defaults make a plain text message
+// need only `circleId`, `topicId` and `message`.
+type AddMessageParams struct {
+	CircleID string `json:"circleId"`
+	TopicID  string `json:"topicId"`
+	Message  string `json:"message"`
+	// 100 is MarkupText in Circle's C# docs.
+	MessageType    *int   `json:"messageType,omitempty"`
+	MessageSubType *int   `json:"messageSubType,omitempty"`
+	Context        string `json:"context,omitempty"`
+	ObjectPath     string `json:"objectPath,omitempty"`
+	Base64Data     string `json:"base64Data,omitempty"`
+	// Sent to Circle as a string; an object is JSON-encoded by the bridge first.
+	AdditionalJSON json.RawMessage `json:"additionalJson,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of AddMessageParams exactly as spelled in the protocol.
+func (a *AddMessageParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "AddMessageParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out AddMessageParams
+	if err := takeField(fields, "AddMessageParams", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddMessageParams", "topicId", true, &out.TopicID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddMessageParams", "message", true, &out.Message); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddMessageParams", "messageType", false, &out.MessageType); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddMessageParams", "messageSubType", false, &out.MessageSubType); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddMessageParams", "context", false, &out.Context); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddMessageParams", "objectPath", false, &out.ObjectPath); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddMessageParams", "base64Data", false, &out.Base64Data); err != nil {
+		return err
+	}
+	if err := takeField(fields, "AddMessageParams", "additionalJson", false, &out.AdditionalJSON); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "AddMessageParams"); err != nil {
+		return err
+	}
+	*a = out
+	return nil
+}
+
+// AddMessageResult is the protocol's AddMessageResult object. CircleService's reply without
+// `Status`. Circle's C# docs name the stored message `Messages` (one object, despite the name).
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type AddMessageResult struct {
+	Messages *MessageInfo               `json:"messages,omitempty"`
+	Extra    map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of AddMessageResult exactly as spelled in the protocol.
+func (a *AddMessageResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "AddMessageResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out AddMessageResult
+	if err := takeField(fields, "AddMessageResult", "messages", false, &out.Messages); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*a = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (a AddMessageResult) MarshalJSON() ([]byte, error) {
+	type plain AddMessageResult // the same fields without these methods
+	return marshalWithExtra(plain(a), a.Extra, []string{"messages"})
 }
 
 // CancelParams is the protocol's CancelParams object.
@@ -151,12 +308,15 @@ func (c *CancelParams) UnmarshalJSON(data []byte) error {
 
 // CircleInfo is the protocol's CircleInfo object. A circle as CircleService describes it. Only
 // `circleId` is documented by Circle; every other field CircleService sends is passed on,
-// camelCased.
+// camelCased. Fields marked `x-observed` (and any other, such as `memberCount`) were seen in
+// replies but are not guaranteed.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type CircleInfo struct {
-	CircleID          string                     `json:"circleId"`
-	CircleName        string                     `json:"circleName,omitempty"`
+	CircleID string `json:"circleId"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	CircleName string `json:"circleName,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
 	CircleDescription string                     `json:"circleDescription,omitempty"`
 	Extra             map[string]json.RawMessage `json:"-"`
 }
@@ -193,14 +353,43 @@ func (c CircleInfo) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(c), c.Extra, []string{"circleId", "circleName", "circleDescription"})
 }
 
+// CircleInitializeParams is the protocol's CircleInitializeParams object. Optional: with
+// `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user.
+type CircleInitializeParams struct {
+	// A Circle token (a JWT) from your backend. Only with `CIRCLE_TOKEN_SOURCE=client`; any other
+	// source answers -33007.
+	Token string `json:"token,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of CircleInitializeParams exactly as spelled in the protocol.
+func (c *CircleInitializeParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "CircleInitializeParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out CircleInitializeParams
+	if err := takeField(fields, "CircleInitializeParams", "token", false, &out.Token); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "CircleInitializeParams"); err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
 // CircleInitializeResult is the protocol's CircleInitializeResult object.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type CircleInitializeResult struct {
-	Authorized bool                       `json:"authorized"`
-	EndUserID  string                     `json:"endUserId"`
-	ExpiresIn  float64                    `json:"expiresIn"`
-	Extra      map[string]json.RawMessage `json:"-"`
+	Authorized bool   `json:"authorized"`
+	EndUserID  string `json:"endUserId"`
+	// Seconds until the current token expires; the bridge renews it before then on its own.
+	ExpiresIn float64                    `json:"expiresIn"`
+	Extra     map[string]json.RawMessage `json:"-"`
 }
 
 // UnmarshalJSON decodes the keys of CircleInitializeResult exactly as spelled in the protocol.
@@ -233,6 +422,31 @@ func (c *CircleInitializeResult) UnmarshalJSON(data []byte) error {
 func (c CircleInitializeResult) MarshalJSON() ([]byte, error) {
 	type plain CircleInitializeResult // the same fields without these methods
 	return marshalWithExtra(plain(c), c.Extra, []string{"authorized", "endUserId", "expiresIn"})
+}
+
+// CircleParams is the protocol's CircleParams object.
+type CircleParams struct {
+	CircleID string `json:"circleId"`
+}
+
+// UnmarshalJSON decodes the keys of CircleParams exactly as spelled in the protocol.
+func (c *CircleParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "CircleParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out CircleParams
+	if err := takeField(fields, "CircleParams", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "CircleParams"); err != nil {
+		return err
+	}
+	*c = out
+	return nil
 }
 
 // ClientInfo is the protocol's ClientInfo object. Who the client is; logged, never required.
@@ -273,6 +487,147 @@ func (c ClientInfo) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(c), c.Extra, []string{"name", "version"})
 }
 
+// CreateCircleParams is the protocol's CreateCircleParams object.
+type CreateCircleParams struct {
+	CircleName        string `json:"circleName"`
+	CircleDescription string `json:"circleDescription,omitempty"`
+	// LSP work-done progress: when given, the bridge sends `$/progress` notifications with this token
+	// (`begin`, a `report` every second while CircleService works, `end`).
+	WorkDoneToken json.RawMessage `json:"workDoneToken,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of CreateCircleParams exactly as spelled in the protocol.
+func (c *CreateCircleParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "CreateCircleParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out CreateCircleParams
+	if err := takeField(fields, "CreateCircleParams", "circleName", true, &out.CircleName); err != nil {
+		return err
+	}
+	if err := takeField(fields, "CreateCircleParams", "circleDescription", false, &out.CircleDescription); err != nil {
+		return err
+	}
+	if err := takeField(fields, "CreateCircleParams", "workDoneToken", false, &out.WorkDoneToken); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "CreateCircleParams"); err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+// CreateCircleResult is the protocol's CreateCircleResult object. CircleService's reply without
+// `Status`, camelCased. Circle's C# docs name the id `CircleID` and their example `CircleId`;
+// either is given here as `circleId`. Circle's own JavaScript client never reads this reply, so
+// `circleId` may be absent: then list the circles.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type CreateCircleResult struct {
+	CircleID string                     `json:"circleId,omitempty"`
+	Extra    map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of CreateCircleResult exactly as spelled in the protocol.
+func (c *CreateCircleResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "CreateCircleResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out CreateCircleResult
+	if err := takeField(fields, "CreateCircleResult", "circleId", false, &out.CircleID); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*c = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (c CreateCircleResult) MarshalJSON() ([]byte, error) {
+	type plain CreateCircleResult // the same fields without these methods
+	return marshalWithExtra(plain(c), c.Extra, []string{"circleId"})
+}
+
+// DecryptParams is the protocol's DecryptParams object.
+type DecryptParams struct {
+	CircleID  string `json:"circleId"`
+	TopicID   string `json:"topicId"`
+	ToDecrypt string `json:"toDecrypt"`
+}
+
+// UnmarshalJSON decodes the keys of DecryptParams exactly as spelled in the protocol.
+func (d *DecryptParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "DecryptParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out DecryptParams
+	if err := takeField(fields, "DecryptParams", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "DecryptParams", "topicId", true, &out.TopicID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "DecryptParams", "toDecrypt", true, &out.ToDecrypt); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "DecryptParams"); err != nil {
+		return err
+	}
+	*d = out
+	return nil
+}
+
+// DecryptResult is the protocol's DecryptResult object. Circle's only client reads
+// `Status.DecryptedData`, which may be a quirk of that client; the bridge takes `DecryptedData`
+// from the top level of the reply or from `Status`, whichever holds it (top level first).
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type DecryptResult struct {
+	DecryptedData string                     `json:"decryptedData"`
+	Extra         map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of DecryptResult exactly as spelled in the protocol.
+func (d *DecryptResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "DecryptResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out DecryptResult
+	if err := takeField(fields, "DecryptResult", "decryptedData", true, &out.DecryptedData); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*d = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (d DecryptResult) MarshalJSON() ([]byte, error) {
+	type plain DecryptResult // the same fields without these methods
+	return marshalWithExtra(plain(d), d.Extra, []string{"decryptedData"})
+}
+
 // EnumCirclesResult is the protocol's EnumCirclesResult object.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
@@ -305,6 +660,40 @@ func (e *EnumCirclesResult) UnmarshalJSON(data []byte) error {
 func (e EnumCirclesResult) MarshalJSON() ([]byte, error) {
 	type plain EnumCirclesResult // the same fields without these methods
 	return marshalWithExtra(plain(e), e.Extra, []string{"circles"})
+}
+
+// EnumFilesResult is the protocol's EnumFilesResult object.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type EnumFilesResult struct {
+	Files []FileInfo                 `json:"files"`
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of EnumFilesResult exactly as spelled in the protocol.
+func (e *EnumFilesResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "EnumFilesResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out EnumFilesResult
+	if err := takeField(fields, "EnumFilesResult", "files", true, &out.Files); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*e = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (e EnumFilesResult) MarshalJSON() ([]byte, error) {
+	type plain EnumFilesResult // the same fields without these methods
+	return marshalWithExtra(plain(e), e.Extra, []string{"files"})
 }
 
 // EnumTopicsParams is the protocol's EnumTopicsParams object.
@@ -366,12 +755,276 @@ func (e EnumTopicsResult) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(e), e.Extra, []string{"topics"})
 }
 
+// FileInfo is the protocol's FileInfo object.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type FileInfo struct {
+	FmapID   string                     `json:"fmapID,omitempty"`
+	FileName string                     `json:"fileName,omitempty"`
+	FileSize *int                       `json:"fileSize,omitempty"`
+	Extra    map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of FileInfo exactly as spelled in the protocol.
+func (f *FileInfo) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "FileInfo", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out FileInfo
+	if err := takeField(fields, "FileInfo", "fmapID", false, &out.FmapID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "FileInfo", "fileName", false, &out.FileName); err != nil {
+		return err
+	}
+	if err := takeField(fields, "FileInfo", "fileSize", false, &out.FileSize); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*f = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (f FileInfo) MarshalJSON() ([]byte, error) {
+	type plain FileInfo // the same fields without these methods
+	return marshalWithExtra(plain(f), f.Extra, []string{"fmapID", "fileName", "fileSize"})
+}
+
+// GenInviteParams is the protocol's GenInviteParams object.
+type GenInviteParams struct {
+	CircleID string `json:"circleId"`
+	// True: invite another device of the same user; false: a new member.
+	IsAddDevice *bool `json:"isAddDevice,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of GenInviteParams exactly as spelled in the protocol.
+func (g *GenInviteParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "GenInviteParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out GenInviteParams
+	if err := takeField(fields, "GenInviteParams", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "GenInviteParams", "isAddDevice", false, &out.IsAddDevice); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "GenInviteParams"); err != nil {
+		return err
+	}
+	*g = out
+	return nil
+}
+
+// GenInviteResult is the protocol's GenInviteResult object.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type GenInviteResult struct {
+	Invite *InviteInfo                `json:"invite,omitempty"`
+	Extra  map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of GenInviteResult exactly as spelled in the protocol.
+func (g *GenInviteResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "GenInviteResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out GenInviteResult
+	if err := takeField(fields, "GenInviteResult", "invite", false, &out.Invite); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*g = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (g GenInviteResult) MarshalJSON() ([]byte, error) {
+	type plain GenInviteResult // the same fields without these methods
+	return marshalWithExtra(plain(g), g.Extra, []string{"invite"})
+}
+
+// GetMessagesParams is the protocol's GetMessagesParams object.
+type GetMessagesParams struct {
+	CircleID string `json:"circleId"`
+	TopicID  string `json:"topicId"`
+	// Message types to return; empty (the default) asks for every type. Circle's own client sends
+	// `[100]`.
+	MsgTypeFilters []int `json:"msgTypeFilters,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of GetMessagesParams exactly as spelled in the protocol.
+func (g *GetMessagesParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "GetMessagesParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out GetMessagesParams
+	if err := takeField(fields, "GetMessagesParams", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "GetMessagesParams", "topicId", true, &out.TopicID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "GetMessagesParams", "msgTypeFilters", false, &out.MsgTypeFilters); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "GetMessagesParams"); err != nil {
+		return err
+	}
+	*g = out
+	return nil
+}
+
+// GetMessagesResult is the protocol's GetMessagesResult object.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type GetMessagesResult struct {
+	// In CircleService's order (oldest first, as Circle's own client assumes).
+	Messages []MessageInfo              `json:"messages"`
+	Extra    map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of GetMessagesResult exactly as spelled in the protocol.
+func (g *GetMessagesResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "GetMessagesResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out GetMessagesResult
+	if err := takeField(fields, "GetMessagesResult", "messages", true, &out.Messages); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*g = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (g GetMessagesResult) MarshalJSON() ([]byte, error) {
+	type plain GetMessagesResult // the same fields without these methods
+	return marshalWithExtra(plain(g), g.Extra, []string{"messages"})
+}
+
+// GetSecretParams is the protocol's GetSecretParams object.
+type GetSecretParams struct {
+	Name string `json:"name"`
+	// Default: the first circle (circle/enumCircles order).
+	CircleID string `json:"circleId,omitempty"`
+	// Default: the first topic of the circle.
+	TopicID string `json:"topicId,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of GetSecretParams exactly as spelled in the protocol.
+func (g *GetSecretParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "GetSecretParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out GetSecretParams
+	if err := takeField(fields, "GetSecretParams", "name", true, &out.Name); err != nil {
+		return err
+	}
+	if err := takeField(fields, "GetSecretParams", "circleId", false, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "GetSecretParams", "topicId", false, &out.TopicID); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "GetSecretParams"); err != nil {
+		return err
+	}
+	*g = out
+	return nil
+}
+
+// GetSecretResult is the protocol's GetSecretResult object.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type GetSecretResult struct {
+	Found    bool   `json:"found"`
+	CircleID string `json:"circleId,omitempty"`
+	TopicID  string `json:"topicId,omitempty"`
+	// The newest value stored under the name (it may be empty).
+	Value string `json:"value,omitempty"`
+	// When it was stored, ISO 8601 UTC, if CircleService says.
+	Time  string                     `json:"time,omitempty"`
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of GetSecretResult exactly as spelled in the protocol.
+func (g *GetSecretResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "GetSecretResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out GetSecretResult
+	if err := takeField(fields, "GetSecretResult", "found", true, &out.Found); err != nil {
+		return err
+	}
+	if err := takeField(fields, "GetSecretResult", "circleId", false, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "GetSecretResult", "topicId", false, &out.TopicID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "GetSecretResult", "value", false, &out.Value); err != nil {
+		return err
+	}
+	if err := takeField(fields, "GetSecretResult", "time", false, &out.Time); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*g = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (g GetSecretResult) MarshalJSON() ([]byte, error) {
+	type plain GetSecretResult // the same fields without these methods
+	return marshalWithExtra(plain(g), g.Extra, []string{"found", "circleId", "topicId", "value", "time"})
+}
+
 // InitializeParams is the protocol's InitializeParams object. LSP-style `initialize` params. Other
 // LSP fields (rootUri, capabilities, ...) are accepted and ignored, so stock LSP clients can
 // connect.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type InitializeParams struct {
+	// The parent process: on stdio the bridge exits when it dies.
 	ProcessID  *int                       `json:"processId,omitempty"`
 	ClientInfo *ClientInfo                `json:"clientInfo,omitempty"`
 	Extra      map[string]json.RawMessage `json:"-"`
@@ -448,12 +1101,56 @@ func (i InitializeResult) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(i), i.Extra, []string{"serverInfo", "capabilities", "protocolVersion"})
 }
 
+// InviteInfo is the protocol's InviteInfo object. "An Invite ID and an authorization code"
+// (Circle's C# docs); the member names are not documented.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type InviteInfo struct {
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	InviteID string `json:"inviteId,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	AuthCode string                     `json:"authCode,omitempty"`
+	Extra    map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of InviteInfo exactly as spelled in the protocol.
+func (i *InviteInfo) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "InviteInfo", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out InviteInfo
+	if err := takeField(fields, "InviteInfo", "inviteId", false, &out.InviteID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "InviteInfo", "authCode", false, &out.AuthCode); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*i = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (i InviteInfo) MarshalJSON() ([]byte, error) {
+	type plain InviteInfo // the same fields without these methods
+	return marshalWithExtra(plain(i), i.Extra, []string{"inviteId", "authCode"})
+}
+
 // IsServiceRunningResult is the protocol's IsServiceRunningResult object.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type IsServiceRunningResult struct {
-	Running    bool                       `json:"running"`
-	ServiceURL string                     `json:"serviceUrl"`
+	Running    bool   `json:"running"`
+	ServiceURL string `json:"serviceUrl"`
+	// Present when the service answered over https with a certificate this machine does not trust (or
+	// one made for another host name): it runs, but calls will fail with -33007 until it is.
+	TlsProblem string                     `json:"tlsProblem,omitempty"`
 	Extra      map[string]json.RawMessage `json:"-"`
 }
 
@@ -473,6 +1170,9 @@ func (i *IsServiceRunningResult) UnmarshalJSON(data []byte) error {
 	if err := takeField(fields, "IsServiceRunningResult", "serviceUrl", true, &out.ServiceURL); err != nil {
 		return err
 	}
+	if err := takeField(fields, "IsServiceRunningResult", "tlsProblem", false, &out.TlsProblem); err != nil {
+		return err
+	}
 	if len(fields) > 0 {
 		out.Extra = fields
 	}
@@ -483,7 +1183,138 @@ func (i *IsServiceRunningResult) UnmarshalJSON(data []byte) error {
 // MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
 func (i IsServiceRunningResult) MarshalJSON() ([]byte, error) {
 	type plain IsServiceRunningResult // the same fields without these methods
-	return marshalWithExtra(plain(i), i.Extra, []string{"running", "serviceUrl"})
+	return marshalWithExtra(plain(i), i.Extra, []string{"running", "serviceUrl", "tlsProblem"})
+}
+
+// LockUserParams is the protocol's LockUserParams object.
+type LockUserParams struct {
+	CircleID string `json:"circleId"`
+	// Every Circle client asks for 2.
+	NumberOfCodes *int `json:"numberOfCodes,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of LockUserParams exactly as spelled in the protocol.
+func (l *LockUserParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "LockUserParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out LockUserParams
+	if err := takeField(fields, "LockUserParams", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "LockUserParams", "numberOfCodes", false, &out.NumberOfCodes); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "LockUserParams"); err != nil {
+		return err
+	}
+	*l = out
+	return nil
+}
+
+// LockUserResult is the protocol's LockUserResult object.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type LockUserResult struct {
+	// As Circle gives them: base64 RSA (PKCS#1 v1.5) ciphertexts for the developer's PublicKey.
+	// Decrypt them in your backend (`circle-bridge unlock-codes decrypt`), never on the user's
+	// machine, and hand them to the user or an admin by another channel.
+	EncryptedUnlockCodes []string                   `json:"encryptedUnlockCodes"`
+	Extra                map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of LockUserResult exactly as spelled in the protocol.
+func (l *LockUserResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "LockUserResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out LockUserResult
+	if err := takeField(fields, "LockUserResult", "encryptedUnlockCodes", true, &out.EncryptedUnlockCodes); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*l = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (l LockUserResult) MarshalJSON() ([]byte, error) {
+	type plain LockUserResult // the same fields without these methods
+	return marshalWithExtra(plain(l), l.Extra, []string{"encryptedUnlockCodes"})
+}
+
+// MessageInfo is the protocol's MessageInfo object. One message as CircleService returns it,
+// camelCased, every field passed on.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type MessageInfo struct {
+	Message        string `json:"message,omitempty"`
+	AdditionalJSON string `json:"additionalJson,omitempty"`
+	// Milliseconds since 1970-01-01 UTC (Circle's C# docs).
+	MessageTimeOffset *int `json:"messageTimeOffset,omitempty"`
+	// `messageTimeOffset` as ISO 8601 UTC with milliseconds, added by the bridge.
+	Time string `json:"time,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	MessageType *int `json:"messageType,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	MessageSubType *int `json:"messageSubType,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	MessageID string                     `json:"messageId,omitempty"`
+	Extra     map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of MessageInfo exactly as spelled in the protocol.
+func (m *MessageInfo) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "MessageInfo", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out MessageInfo
+	if err := takeField(fields, "MessageInfo", "message", false, &out.Message); err != nil {
+		return err
+	}
+	if err := takeField(fields, "MessageInfo", "additionalJson", false, &out.AdditionalJSON); err != nil {
+		return err
+	}
+	if err := takeField(fields, "MessageInfo", "messageTimeOffset", false, &out.MessageTimeOffset); err != nil {
+		return err
+	}
+	if err := takeField(fields, "MessageInfo", "time", false, &out.Time); err != nil {
+		return err
+	}
+	if err := takeField(fields, "MessageInfo", "messageType", false, &out.MessageType); err != nil {
+		return err
+	}
+	if err := takeField(fields, "MessageInfo", "messageSubType", false, &out.MessageSubType); err != nil {
+		return err
+	}
+	if err := takeField(fields, "MessageInfo", "messageId", false, &out.MessageID); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*m = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (m MessageInfo) MarshalJSON() ([]byte, error) {
+	type plain MessageInfo // the same fields without these methods
+	return marshalWithExtra(plain(m), m.Extra, []string{"message", "additionalJson", "messageTimeOffset", "time", "messageType", "messageSubType", "messageId"})
 }
 
 // NoParams is the protocol's NoParams object. This method takes no params: send `{}`, `null`, or
@@ -507,14 +1338,203 @@ func (n *NoParams) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// ProcessInviteParams is the protocol's ProcessInviteParams object.
+type ProcessInviteParams struct {
+	InviteID string `json:"inviteId"`
+	AuthCode string `json:"authCode"`
+	// CircleService waits 20 s before answering, in case the invite is authorized at once; the bridge
+	// then waits 25 s longer than `CIRCLE_SERVICE_TIMEOUT`.
+	Wait20Second *bool `json:"wait20Second,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of ProcessInviteParams exactly as spelled in the protocol.
+func (p *ProcessInviteParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "ProcessInviteParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out ProcessInviteParams
+	if err := takeField(fields, "ProcessInviteParams", "inviteId", true, &out.InviteID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "ProcessInviteParams", "authCode", true, &out.AuthCode); err != nil {
+		return err
+	}
+	if err := takeField(fields, "ProcessInviteParams", "wait20Second", false, &out.Wait20Second); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "ProcessInviteParams"); err != nil {
+		return err
+	}
+	*p = out
+	return nil
+}
+
+// ProcessInviteResult is the protocol's ProcessInviteResult object.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type ProcessInviteResult struct {
+	// The id of the peer device that validates the authorization code.
+	RequestAuthVerificationID string                     `json:"requestAuthVerificationId,omitempty"`
+	Extra                     map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of ProcessInviteResult exactly as spelled in the protocol.
+func (p *ProcessInviteResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "ProcessInviteResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out ProcessInviteResult
+	if err := takeField(fields, "ProcessInviteResult", "requestAuthVerificationId", false, &out.RequestAuthVerificationID); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*p = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (p ProcessInviteResult) MarshalJSON() ([]byte, error) {
+	type plain ProcessInviteResult // the same fields without these methods
+	return marshalWithExtra(plain(p), p.Extra, []string{"requestAuthVerificationId"})
+}
+
+// ProgressParams is the protocol's ProgressParams object. LSP `$/progress`, server to client, for
+// requests that carried a `workDoneToken`.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type ProgressParams struct {
+	Token json.RawMessage            `json:"token"`
+	Value WorkDoneProgressValue      `json:"value"`
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of ProgressParams exactly as spelled in the protocol.
+func (p *ProgressParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "ProgressParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out ProgressParams
+	if err := takeField(fields, "ProgressParams", "token", true, &out.Token); err != nil {
+		return err
+	}
+	if err := takeField(fields, "ProgressParams", "value", true, &out.Value); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*p = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (p ProgressParams) MarshalJSON() ([]byte, error) {
+	type plain ProgressParams // the same fields without these methods
+	return marshalWithExtra(plain(p), p.Extra, []string{"token", "value"})
+}
+
+// PutSecretParams is the protocol's PutSecretParams object.
+type PutSecretParams struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	// Default: the first circle (circle/enumCircles order).
+	CircleID string `json:"circleId,omitempty"`
+	// Default: the first topic of the circle.
+	TopicID string `json:"topicId,omitempty"`
+}
+
+// UnmarshalJSON decodes the keys of PutSecretParams exactly as spelled in the protocol.
+func (p *PutSecretParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "PutSecretParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out PutSecretParams
+	if err := takeField(fields, "PutSecretParams", "name", true, &out.Name); err != nil {
+		return err
+	}
+	if err := takeField(fields, "PutSecretParams", "value", true, &out.Value); err != nil {
+		return err
+	}
+	if err := takeField(fields, "PutSecretParams", "circleId", false, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "PutSecretParams", "topicId", false, &out.TopicID); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "PutSecretParams"); err != nil {
+		return err
+	}
+	*p = out
+	return nil
+}
+
+// PutSecretResult is the protocol's PutSecretResult object.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type PutSecretResult struct {
+	CircleID string                     `json:"circleId"`
+	TopicID  string                     `json:"topicId"`
+	Extra    map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of PutSecretResult exactly as spelled in the protocol.
+func (p *PutSecretResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "PutSecretResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out PutSecretResult
+	if err := takeField(fields, "PutSecretResult", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "PutSecretResult", "topicId", true, &out.TopicID); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*p = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (p PutSecretResult) MarshalJSON() ([]byte, error) {
+	type plain PutSecretResult // the same fields without these methods
+	return marshalWithExtra(plain(p), p.Extra, []string{"circleId", "topicId"})
+}
+
 // ServerCapabilities is the protocol's ServerCapabilities object.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type ServerCapabilities struct {
-	Methods      []string                   `json:"methods"`
-	Cancellation bool                       `json:"cancellation"`
-	Batches      bool                       `json:"batches"`
-	Extra        map[string]json.RawMessage `json:"-"`
+	// Every method this server answers, lifecycle included.
+	Methods []string `json:"methods"`
+	// `$/cancelRequest` is honoured.
+	Cancellation bool `json:"cancellation"`
+	// JSON-RPC batches are accepted (false: a batch gets -32600).
+	Batches bool                       `json:"batches"`
+	Extra   map[string]json.RawMessage `json:"-"`
 }
 
 // UnmarshalJSON decodes the keys of ServerCapabilities exactly as spelled in the protocol.
@@ -587,13 +1607,59 @@ func (s ServerInfo) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(s), s.Extra, []string{"name", "version"})
 }
 
+// TokenNeededParams is the protocol's TokenNeededParams object. Sent by the bridge
+// (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client` and it needs a new
+// token: answer with `circle/initialize {token}`.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type TokenNeededParams struct {
+	// `missing`: no token yet; `expiring`: the current one is in its last fifth of life (calls still
+	// work); `expired`: calls fail with -33020 until a token arrives.
+	Reason json.RawMessage `json:"reason"`
+	// Seconds the current token is still valid for (0 when missing or expired).
+	ExpiresIn float64                    `json:"expiresIn"`
+	Extra     map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of TokenNeededParams exactly as spelled in the protocol.
+func (t *TokenNeededParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "TokenNeededParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out TokenNeededParams
+	if err := takeField(fields, "TokenNeededParams", "reason", true, &out.Reason); err != nil {
+		return err
+	}
+	if err := takeField(fields, "TokenNeededParams", "expiresIn", true, &out.ExpiresIn); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*t = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (t TokenNeededParams) MarshalJSON() ([]byte, error) {
+	type plain TokenNeededParams // the same fields without these methods
+	return marshalWithExtra(plain(t), t.Extra, []string{"reason", "expiresIn"})
+}
+
 // TopicInfo is the protocol's TopicInfo object. A topic of a circle. Only `topicId` is documented
-// by Circle; every other field CircleService sends is passed on, camelCased.
+// by Circle; every other field CircleService sends is passed on, camelCased. Fields marked
+// `x-observed` were seen in replies but are not guaranteed.
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type TopicInfo struct {
-	TopicID          string                     `json:"topicId"`
-	TopicName        string                     `json:"topicName,omitempty"`
+	TopicID string `json:"topicId"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	TopicName string `json:"topicName,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
 	TopicDescription string                     `json:"topicDescription,omitempty"`
 	Extra            map[string]json.RawMessage `json:"-"`
 }
@@ -630,6 +1696,229 @@ func (t TopicInfo) MarshalJSON() ([]byte, error) {
 	return marshalWithExtra(plain(t), t.Extra, []string{"topicId", "topicName", "topicDescription"})
 }
 
+// TopicParams is the protocol's TopicParams object.
+type TopicParams struct {
+	CircleID string `json:"circleId"`
+	TopicID  string `json:"topicId"`
+}
+
+// UnmarshalJSON decodes the keys of TopicParams exactly as spelled in the protocol.
+func (t *TopicParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "TopicParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out TopicParams
+	if err := takeField(fields, "TopicParams", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "TopicParams", "topicId", true, &out.TopicID); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "TopicParams"); err != nil {
+		return err
+	}
+	*t = out
+	return nil
+}
+
+// UnlockUserParams is the protocol's UnlockUserParams object.
+type UnlockUserParams struct {
+	CircleID string `json:"circleId"`
+	// The decrypted codes, all of them.
+	UnlockCodes []string `json:"unlockCodes"`
+}
+
+// UnmarshalJSON decodes the keys of UnlockUserParams exactly as spelled in the protocol.
+func (u *UnlockUserParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "UnlockUserParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out UnlockUserParams
+	if err := takeField(fields, "UnlockUserParams", "circleId", true, &out.CircleID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "UnlockUserParams", "unlockCodes", true, &out.UnlockCodes); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "UnlockUserParams"); err != nil {
+		return err
+	}
+	*u = out
+	return nil
+}
+
+// UpstreamReply is the protocol's UpstreamReply object. CircleService's reply without `Status`,
+// camelCased: every field it sends, none promised.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type UpstreamReply struct {
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of UpstreamReply exactly as spelled in the protocol.
+func (u *UpstreamReply) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "UpstreamReply", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out UpstreamReply
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*u = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (u UpstreamReply) MarshalJSON() ([]byte, error) {
+	type plain UpstreamReply // the same fields without these methods
+	return marshalWithExtra(plain(u), u.Extra, []string{})
+}
+
+// WhoAmIResult is the protocol's WhoAmIResult object. The caller's own membership of the circle.
+// Only `locked` is documented.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type WhoAmIResult struct {
+	Locked bool `json:"locked"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	MemberID string `json:"memberId,omitempty"`
+	// Observed in CircleService replies, not documented by Circle; do not rely on it.
+	DisplayName string                     `json:"displayName,omitempty"`
+	Extra       map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of WhoAmIResult exactly as spelled in the protocol.
+func (w *WhoAmIResult) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "WhoAmIResult", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out WhoAmIResult
+	if err := takeField(fields, "WhoAmIResult", "locked", true, &out.Locked); err != nil {
+		return err
+	}
+	if err := takeField(fields, "WhoAmIResult", "memberId", false, &out.MemberID); err != nil {
+		return err
+	}
+	if err := takeField(fields, "WhoAmIResult", "displayName", false, &out.DisplayName); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*w = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (w WhoAmIResult) MarshalJSON() ([]byte, error) {
+	type plain WhoAmIResult // the same fields without these methods
+	return marshalWithExtra(plain(w), w.Extra, []string{"locked", "memberId", "displayName"})
+}
+
+// WorkDoneProgressCancelParams is the protocol's WorkDoneProgressCancelParams object.
+type WorkDoneProgressCancelParams struct {
+	Token json.RawMessage `json:"token"`
+}
+
+// UnmarshalJSON decodes the keys of WorkDoneProgressCancelParams exactly as spelled in the protocol.
+func (w *WorkDoneProgressCancelParams) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "WorkDoneProgressCancelParams", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out WorkDoneProgressCancelParams
+	if err := takeField(fields, "WorkDoneProgressCancelParams", "token", true, &out.Token); err != nil {
+		return err
+	}
+	if err := rejectUnknown(fields, "WorkDoneProgressCancelParams"); err != nil {
+		return err
+	}
+	*w = out
+	return nil
+}
+
+// WorkDoneProgressValue is the protocol's WorkDoneProgressValue object.
+//
+// Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
+type WorkDoneProgressValue struct {
+	Kind json.RawMessage `json:"kind"`
+	// `begin` only.
+	Title string `json:"title,omitempty"`
+	// `begin` only: true, the request can be cancelled with `$/cancelRequest`.
+	Cancellable *bool                      `json:"cancellable,omitempty"`
+	Message     string                     `json:"message,omitempty"`
+	Extra       map[string]json.RawMessage `json:"-"`
+}
+
+// UnmarshalJSON decodes the keys of WorkDoneProgressValue exactly as spelled in the protocol.
+func (w *WorkDoneProgressValue) UnmarshalJSON(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("circlebridge: decode %s: %w", "WorkDoneProgressValue", err)
+	}
+	if fields == nil {
+		return nil // JSON null: leave the value alone, as encoding/json does
+	}
+	var out WorkDoneProgressValue
+	if err := takeField(fields, "WorkDoneProgressValue", "kind", true, &out.Kind); err != nil {
+		return err
+	}
+	if err := takeField(fields, "WorkDoneProgressValue", "title", false, &out.Title); err != nil {
+		return err
+	}
+	if err := takeField(fields, "WorkDoneProgressValue", "cancellable", false, &out.Cancellable); err != nil {
+		return err
+	}
+	if err := takeField(fields, "WorkDoneProgressValue", "message", false, &out.Message); err != nil {
+		return err
+	}
+	if len(fields) > 0 {
+		out.Extra = fields
+	}
+	*w = out
+	return nil
+}
+
+// MarshalJSON writes the known fields, then the Extra fields whose keys are not known ones.
+func (w WorkDoneProgressValue) MarshalJSON() ([]byte, error) {
+	type plain WorkDoneProgressValue // the same fields without these methods
+	return marshalWithExtra(plain(w), w.Extra, []string{"kind", "title", "cancellable", "message"})
+}
+
+// WindowService holds the window/* methods; use it as Client.Window.
+type WindowService struct {
+	c *Client
+}
+
+// WorkDoneProgressCancel calls window/workDoneProgress/cancel: Cancel a request through its
+// progress token (LSP).
+//
+// A notification, for UIs that offer a cancel button on progress marked `cancellable`. It cancels
+// the running request that reports `$/progress` with this token, exactly as `$/cancelRequest` with
+// its id would: the request is answered with -32800. Unknown or finished tokens are ignored.
+func (s *WindowService) WorkDoneProgressCancel(ctx context.Context, params WorkDoneProgressCancelParams) error {
+	return s.c.Notify(ctx, MethodWindowWorkDoneProgressCancel, params)
+}
+
 // CircleService holds the circle/* methods; use it as Client.Circle.
 type CircleService struct {
 	c *Client
@@ -637,8 +1926,10 @@ type CircleService struct {
 
 // IsServiceRunning calls circle/isServiceRunning: Is the local CircleService reachable?
 //
-// Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no
-// credentials and never fails for a dead service: it answers `running: false`.
+// Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does
+// an https service whose certificate this machine does not trust: `running: true` with a
+// `tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: it
+// answers `running: false`.
 func (s *CircleService) IsServiceRunning(ctx context.Context) (*IsServiceRunningResult, error) {
 	var result IsServiceRunningResult
 	if err := s.c.Call(ctx, MethodCircleIsServiceRunning, nil, &result); err != nil {
@@ -652,12 +1943,14 @@ func (s *CircleService) IsServiceRunning(ctx context.Context) (*IsServiceRunning
 // Idempotent: the session is shared by every connection of this bridge, so a second call (or a
 // second app) costs no token round trip. Other circle/* calls initialize on demand, so calling
 // this first is optional; it is the place to surface configuration and credential errors early.
+// With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, and
+// again whenever the bridge sends `circle/tokenNeeded`.
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
-// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration.
-func (s *CircleService) Initialize(ctx context.Context) (*CircleInitializeResult, error) {
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded.
+func (s *CircleService) Initialize(ctx context.Context, params CircleInitializeParams) (*CircleInitializeResult, error) {
 	var result CircleInitializeResult
-	if err := s.c.Call(ctx, MethodCircleInitialize, nil, &result); err != nil {
+	if err := s.c.Call(ctx, MethodCircleInitialize, params, &result); err != nil {
 		return nil, err
 	}
 	return &result, nil
@@ -668,7 +1961,8 @@ func (s *CircleService) Initialize(ctx context.Context) (*CircleInitializeResult
 // An empty list means the user has no circle yet.
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
-// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
 func (s *CircleService) EnumCircles(ctx context.Context) (*EnumCirclesResult, error) {
 	var result EnumCirclesResult
 	if err := s.c.Call(ctx, MethodCircleEnumCircles, nil, &result); err != nil {
@@ -682,10 +1976,249 @@ func (s *CircleService) EnumCircles(ctx context.Context) (*EnumCirclesResult, er
 // An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`.
 //
 // Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
-// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeCircleOperationFailed.
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
 func (s *CircleService) EnumTopics(ctx context.Context, params EnumTopicsParams) (*EnumTopicsResult, error) {
 	var result EnumTopicsResult
 	if err := s.c.Call(ctx, MethodCircleEnumTopics, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// CreateCircle calls circle/createCircle: Create a circle; the current device is its only member.
+//
+// The bridge fills in `CustomerId` (CIRCLE_CUSTOMER_ID) and `CustomerToken` (the bearer token it
+// authorized with, which CircleService already holds). Creation takes seconds: with a
+// `workDoneToken` the bridge reports LSP `$/progress` (`begin`, a `report` every second, `end`),
+// and the request can be cancelled with `$/cancelRequest`, or `window/workDoneProgress/cancel`
+// with the token (-32800; CircleService may still create the circle, so list the circles
+// afterwards). The bridge waits 60 s longer than `CIRCLE_SERVICE_TIMEOUT` for it.
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed, CodeRequestCancelled.
+func (s *CircleService) CreateCircle(ctx context.Context, params CreateCircleParams) (*CreateCircleResult, error) {
+	var result CreateCircleResult
+	if err := s.c.Call(ctx, MethodCircleCreateCircle, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// WhoAmI calls circle/whoAmI: The caller's membership of a circle: is this user locked?
+//
+// `locked` is the one documented field; every other field CircleService sends is passed on.
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+func (s *CircleService) WhoAmI(ctx context.Context, params CircleParams) (*WhoAmIResult, error) {
+	var result WhoAmIResult
+	if err := s.c.Call(ctx, MethodCircleWhoAmI, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// AddMessage calls circle/addMessage: Add a message to a topic.
+//
+// Sends every field of Circle's AddMessage: a plain text message needs only `circleId`, `topicId`
+// and `message` (defaults: `messageType` 100, `messageSubType` 0, empty `context`, `objectPath`,
+// `base64Data` and `additionalJson`). The result is CircleService's reply without `Status`.
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+func (s *CircleService) AddMessage(ctx context.Context, params AddMessageParams) (*AddMessageResult, error) {
+	var result AddMessageResult
+	if err := s.c.Call(ctx, MethodCircleAddMessage, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// GetMessages calls circle/getMessages: The messages of a topic, oldest first.
+//
+// `msgTypeFilters` limits the message types (empty: all). Each message has every field
+// CircleService sends, camelCased, and `time`: `messageTimeOffset` (ms since the epoch) as ISO
+// 8601.
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+func (s *CircleService) GetMessages(ctx context.Context, params GetMessagesParams) (*GetMessagesResult, error) {
+	var result GetMessagesResult
+	if err := s.c.Call(ctx, MethodCircleGetMessages, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// Decrypt calls circle/decrypt: Decrypt data with a topic's keys.
+//
+// Where the decrypted data sits in CircleService's reply is unclear (Circle's only client reads
+// `Status.DecryptedData`): the bridge accepts `DecryptedData` at the top level or in `Status` and
+// returns it as `decryptedData`; a reply with neither is -33005.
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+func (s *CircleService) Decrypt(ctx context.Context, params DecryptParams) (*DecryptResult, error) {
+	var result DecryptResult
+	if err := s.c.Call(ctx, MethodCircleDecrypt, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// LockUser calls circle/lockUser: Lock this user out of a circle; returns the encrypted unlock
+// codes.
+//
+// The codes are RSA ciphertexts for the developer's PublicKey, returned as Circle gives them.
+// Decrypt them in the developer's backend (`circle-bridge unlock-codes decrypt`), never on the
+// locked user's machine, and send them to the user or an admin by another channel.
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+func (s *CircleService) LockUser(ctx context.Context, params LockUserParams) (*LockUserResult, error) {
+	var result LockUserResult
+	if err := s.c.Call(ctx, MethodCircleLockUser, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// UnlockUser calls circle/unlockUser: Unlock this user with the decrypted unlock codes.
+//
+// All codes from one circle/lockUser, decrypted; each set works once. The result is
+// CircleService's reply without `Status`.
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+func (s *CircleService) UnlockUser(ctx context.Context, params UnlockUserParams) (*UpstreamReply, error) {
+	var result UpstreamReply
+	if err := s.c.Call(ctx, MethodCircleUnlockUser, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// GenInvite calls circle/genInvite: Generate an invitation: an invite id and an authorization
+// code.
+//
+// `isAddDevice`: true to add another device of this user, false for a new member. Experimental:
+// Circle documents this method for C# only; the bridge calls `POST /v1/genInvite`, an inferred
+// path (override with `CIRCLE_SERVICE_PATHS`).
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+//
+// Experimental: circle/genInvite is not covered by the versioning promise; it may change or go
+// away in any release.
+func (s *CircleService) GenInvite(ctx context.Context, params GenInviteParams) (*GenInviteResult, error) {
+	var result GenInviteResult
+	if err := s.c.Call(ctx, MethodCircleGenInvite, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// ProcessInvite calls circle/processInvite: Offer an invite to this device.
+//
+// An invite is valid until accepted, for a week, and fails for good after five wrong codes. With
+// `wait20Second` CircleService waits 20 s before answering; the bridge waits 25 s longer than
+// `CIRCLE_SERVICE_TIMEOUT` then. Experimental: Circle documents this method for C# only; the
+// bridge calls `POST /v1/processInvite`, an inferred path (override with `CIRCLE_SERVICE_PATHS`).
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+//
+// Experimental: circle/processInvite is not covered by the versioning promise; it may change or go
+// away in any release.
+func (s *CircleService) ProcessInvite(ctx context.Context, params ProcessInviteParams) (*ProcessInviteResult, error) {
+	var result ProcessInviteResult
+	if err := s.c.Call(ctx, MethodCircleProcessInvite, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// EnumFiles calls circle/enumFiles: The files of a topic.
+//
+// Each file has every field CircleService sends; `fmapID`, `fileName` and `fileSize` are
+// documented. Experimental: Circle documents this method for C# only; the bridge calls `POST
+// /v1/enumFiles`, an inferred path (override with `CIRCLE_SERVICE_PATHS`).
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+//
+// Experimental: circle/enumFiles is not covered by the versioning promise; it may change or go
+// away in any release.
+func (s *CircleService) EnumFiles(ctx context.Context, params TopicParams) (*EnumFilesResult, error) {
+	var result EnumFilesResult
+	if err := s.c.Call(ctx, MethodCircleEnumFiles, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// AddFile calls circle/addFile: Add a file of the user's machine to a topic.
+//
+// Re-adding a path already in the topic (compared case-insensitively) adds a new revision. The
+// result is CircleService's reply without `Status`. Experimental: Circle documents this method for
+// C# only; the bridge calls `POST /v1/addFile`, an inferred path (override with
+// `CIRCLE_SERVICE_PATHS`).
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+//
+// Experimental: circle/addFile is not covered by the versioning promise; it may change or go away
+// in any release.
+func (s *CircleService) AddFile(ctx context.Context, params AddFileParams) (*UpstreamReply, error) {
+	var result UpstreamReply
+	if err := s.c.Call(ctx, MethodCircleAddFile, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// PutSecret calls circle/putSecret: Keep a named secret behind the user's Circle keys.
+//
+// Stored as Circle's ForgeRock integration does: a message with `messageType` 100,
+// `messageSubType` 20, the value as `message` and `additionalJson` `{"type":"<name>"}`. A later
+// put of the same name wins. Without `circleId`/`topicId`: the first topic of the first circle; a
+// user without a circle gets -33004 (create one with circle/createCircle).
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+func (s *CircleService) PutSecret(ctx context.Context, params PutSecretParams) (*PutSecretResult, error) {
+	var result PutSecretResult
+	if err := s.c.Call(ctx, MethodCirclePutSecret, params, &result); err != nil {
+		return nil, err
+	}
+	return &result, nil
+}
+
+// GetSecret calls circle/getSecret: Read a named secret stored with circle/putSecret.
+//
+// Scans the topic's type-100 messages from newest to oldest (by `messageTimeOffset`, else
+// CircleService's order) for `additionalJson` `{"type": "<name>"}`. Not found is not an error:
+// `found` is false.
+//
+// Errors (as *Error): CodeServiceNotRunning, CodeTokenRequestFailed, CodeAuthorizationRejected,
+// CodeUpstreamMalformed, CodeUpstreamTimeout, CodeBadConfiguration, CodeTokenNeeded,
+// CodeCircleOperationFailed.
+func (s *CircleService) GetSecret(ctx context.Context, params GetSecretParams) (*GetSecretResult, error) {
+	var result GetSecretResult
+	if err := s.c.Call(ctx, MethodCircleGetSecret, params, &result); err != nil {
 		return nil, err
 	}
 	return &result, nil

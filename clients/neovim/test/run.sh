@@ -72,12 +72,17 @@ export CIRCLE_BRIDGE_BIN="$BIN"
 # Keep Neovim's state (and lsp.log, where the bridge's stderr lands) out of the real home.
 export XDG_CONFIG_HOME="$WORK/config" XDG_DATA_HOME="$WORK/data" XDG_STATE_HOME="$WORK/state" XDG_CACHE_HOME="$WORK/cache"
 
-# `cquit 2` only runs if the test file itself failed to load or run to its end (it always
-# quits on its own otherwise); pipefail makes nvim's exit code the pipeline's.
+# Each test/test_*.lua runs in its own Neovim. `cquit 2` only runs if a test file itself failed
+# to load or run to its end (it always quits on its own otherwise); pipefail makes nvim's exit
+# code the pipeline's.
 rc=0
-timeout -k 5 60 nvim --headless -u NONE -i NONE --cmd "set rtp+=$PLUGIN_DIR" \
-  -c "luafile test/test_circle_bridge.lua" -c "cquit 2" </dev/null | tee "$WORK/nvim.out" || rc=$?
+for test_file in test/test_*.lua; do
+  timeout -k 5 60 nvim --headless -u NONE -i NONE --cmd "set rtp+=$PLUGIN_DIR" \
+    -c "luafile $test_file" -c "cquit 2" </dev/null | tee -a "$WORK/nvim.out" || rc=$?
+done
 if [[ $rc -eq 0 ]]; then
+  # one summary for all files, as the last line
+  awk '/^neovim: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 } END { printf "neovim: %d passed, %d failed\n", p, f }' "$WORK/nvim.out"
   exit 0
 fi
 

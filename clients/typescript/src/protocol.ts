@@ -4,7 +4,7 @@
 import type { CancellationToken } from "vscode-jsonrpc/node";
 
 /** Protocol version of the document these types were generated from. */
-export const PROTOCOL_VERSION = "1.0";
+export const PROTOCOL_VERSION = "1.1";
 
 /** Error codes by catalogue name (components.errors). */
 export const ErrorCodes = {
@@ -24,13 +24,13 @@ export const ErrorCodes = {
   RequestCancelled: -32800,
   /** CircleService is not running: No connection to the local CircleService. Start it (or install it) and retry. Retryable. */
   ServiceNotRunning: -33001,
-  /** Circle token request failed: The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. Retryable. */
+  /** Circle token request failed: The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to check. Retryable. */
   TokenRequestFailed: -33002,
   /** CircleService rejected the authorization: CircleService did not accept the token, even after one fresh token. Retryable. */
   AuthorizationRejected: -33003,
   /** Circle operation failed: CircleService answered `Status.Result: false` or an HTTP error; `data.upstreamMessage` carries its `Status.Message`. */
   CircleOperationFailed: -33004,
-  /** Malformed reply from upstream: The token endpoint or CircleService answered with a body of the wrong shape. Retryable. */
+  /** Malformed reply from upstream: The token endpoint, the token source or CircleService answered with a body of the wrong shape, one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply. Retryable. */
   UpstreamMalformed: -33005,
   /** Upstream timed out: The token endpoint or CircleService did not answer within the configured timeout. Retryable. */
   UpstreamTimeout: -33006,
@@ -38,6 +38,8 @@ export const ErrorCodes = {
   BadConfiguration: -33007,
   /** Authentication required: On TCP the first request must be `initialize` with the daemon's token in `initializationOptions.authToken` (from daemon.json); the connection is closed after this reply. */
   Unauthenticated: -33010,
+  /** A token is needed from the client: With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this code until a token arrives. Retryable. */
+  TokenNeeded: -33020,
 } as const;
 
 /** A catalogue name, e.g. `CircleOperationFailed`. */
@@ -104,7 +106,7 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
   TokenRequestFailed: {
     code: -33002,
     message: "Circle token request failed",
-    meaning: "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status.",
+    meaning: "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to check.",
     retryable: true,
   },
   AuthorizationRejected: {
@@ -122,7 +124,7 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
   UpstreamMalformed: {
     code: -33005,
     message: "Malformed reply from upstream",
-    meaning: "The token endpoint or CircleService answered with a body of the wrong shape.",
+    meaning: "The token endpoint, the token source or CircleService answered with a body of the wrong shape, one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.",
     retryable: true,
   },
   UpstreamTimeout: {
@@ -143,18 +145,106 @@ export const ErrorCatalogue: { readonly [N in ErrorName]: ErrorCatalogueEntry } 
     meaning: "On TCP the first request must be `initialize` with the daemon's token in `initializationOptions.authToken` (from daemon.json); the connection is closed after this reply.",
     retryable: false,
   },
+  TokenNeeded: {
+    code: -33020,
+    message: "A token is needed from the client",
+    meaning: "With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this code until a token arrives.",
+    retryable: true,
+  },
 };
 
 // Schemas (components.schemas).
+
+export interface AddFileParams {
+  circleId: string;
+  topicId: string;
+  /** A path on the user's machine; re-adding the same path adds a revision. */
+  filePath: string;
+  description?: string;
+}
+
+/** Defaults make a plain text message need only `circleId`, `topicId` and `message`. */
+export interface AddMessageParams {
+  circleId: string;
+  topicId: string;
+  message: string;
+  /** 100 is MarkupText in Circle's C# docs. */
+  messageType?: number;
+  messageSubType?: number;
+  context?: string;
+  objectPath?: string;
+  base64Data?: string;
+  /** Sent to Circle as a string; an object is JSON-encoded by the bridge first. */
+  additionalJson?: string | { [key: string]: unknown; };
+}
+
+/** CircleService's reply without `Status`. Circle's C# docs name the stored message `Messages` (one object, despite the name). */
+export interface AddMessageResult {
+  messages?: MessageInfo;
+  [key: string]: unknown;
+}
+
+/** One message as CircleService returns it, camelCased, every field passed on. */
+export interface MessageInfo {
+  message?: string;
+  additionalJson?: string;
+  /** Milliseconds since 1970-01-01 UTC (Circle's C# docs). */
+  messageTimeOffset?: number;
+  /** `messageTimeOffset` as ISO 8601 UTC with milliseconds, added by the bridge. */
+  time?: string;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
+  messageType?: number;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
+  messageSubType?: number;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
+  messageId?: string;
+  [key: string]: unknown;
+}
 
 export interface CancelParams {
   id: number | string;
 }
 
+/** Optional: with `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user. */
+export interface CircleInitializeParams {
+  /** A Circle token (a JWT) from your backend. Only with `CIRCLE_TOKEN_SOURCE=client`; any other source answers -33007. */
+  token?: string;
+}
+
 export interface CircleInitializeResult {
   authorized: boolean;
   endUserId: string;
+  /** Seconds until the current token expires; the bridge renews it before then on its own. */
   expiresIn: number;
+  [key: string]: unknown;
+}
+
+export interface CircleParams {
+  circleId: string;
+}
+
+export interface CreateCircleParams {
+  circleName: string;
+  circleDescription?: string;
+  /** LSP work-done progress: when given, the bridge sends `$/progress` notifications with this token (`begin`, a `report` every second while CircleService works, `end`). */
+  workDoneToken?: number | string;
+}
+
+/** CircleService's reply without `Status`, camelCased. Circle's C# docs name the id `CircleID` and their example `CircleId`; either is given here as `circleId`. Circle's own JavaScript client never reads this reply, so `circleId` may be absent: then list the circles. */
+export interface CreateCircleResult {
+  circleId?: string;
+  [key: string]: unknown;
+}
+
+export interface DecryptParams {
+  circleId: string;
+  topicId: string;
+  toDecrypt: string;
+}
+
+/** Circle's only client reads `Status.DecryptedData`, which may be a quirk of that client; the bridge takes `DecryptedData` from the top level of the reply or from `Status`, whichever holds it (top level first). */
+export interface DecryptResult {
+  decryptedData: string;
   [key: string]: unknown;
 }
 
@@ -163,11 +253,25 @@ export interface EnumCirclesResult {
   [key: string]: unknown;
 }
 
-/** A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased. */
+/** A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` (and any other, such as `memberCount`) were seen in replies but are not guaranteed. */
 export interface CircleInfo {
   circleId: string;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
   circleName?: string;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
   circleDescription?: string;
+  [key: string]: unknown;
+}
+
+export interface EnumFilesResult {
+  files: FileInfo[];
+  [key: string]: unknown;
+}
+
+export interface FileInfo {
+  fmapID?: string;
+  fileName?: string;
+  fileSize?: number;
   [key: string]: unknown;
 }
 
@@ -180,16 +284,71 @@ export interface EnumTopicsResult {
   [key: string]: unknown;
 }
 
-/** A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased. */
+/** A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` were seen in replies but are not guaranteed. */
 export interface TopicInfo {
   topicId: string;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
   topicName?: string;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
   topicDescription?: string;
+  [key: string]: unknown;
+}
+
+export interface GenInviteParams {
+  circleId: string;
+  /** True: invite another device of the same user; false: a new member. */
+  isAddDevice?: boolean;
+}
+
+export interface GenInviteResult {
+  invite?: InviteInfo;
+  [key: string]: unknown;
+}
+
+/** "An Invite ID and an authorization code" (Circle's C# docs); the member names are not documented. */
+export interface InviteInfo {
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
+  inviteId?: string;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
+  authCode?: string;
+  [key: string]: unknown;
+}
+
+export interface GetMessagesParams {
+  circleId: string;
+  topicId: string;
+  /** Message types to return; empty (the default) asks for every type. Circle's own client sends `[100]`. */
+  msgTypeFilters?: number[];
+}
+
+export interface GetMessagesResult {
+  /** In CircleService's order (oldest first, as Circle's own client assumes). */
+  messages: MessageInfo[];
+  [key: string]: unknown;
+}
+
+export interface GetSecretParams {
+  name: string;
+  /** Default: the first circle (circle/enumCircles order). */
+  circleId?: string;
+  /** Default: the first topic of the circle. */
+  topicId?: string;
+}
+
+export interface GetSecretResult {
+  found: boolean;
+  circleId?: string;
+  topicId?: string;
+  /** The newest value stored under the name (it may be empty). */
+  value?: string;
+  /** When it was stored, ISO 8601 UTC, if CircleService says. */
+  time?: string;
   [key: string]: unknown;
 }
 
 /** LSP-style `initialize` params. Other LSP fields (rootUri, capabilities, ...) are accepted and ignored, so stock LSP clients can connect. */
 export interface InitializeParams {
+  /** The parent process: on stdio the bridge exits when it dies. */
   processId?: number | null;
   clientInfo?: ClientInfo;
   [key: string]: unknown;
@@ -216,8 +375,11 @@ export interface ServerInfo {
 }
 
 export interface ServerCapabilities {
+  /** Every method this server answers, lifecycle included. */
   methods: string[];
+  /** `$/cancelRequest` is honoured. */
   cancellation: boolean;
+  /** JSON-RPC batches are accepted (false: a batch gets -32600). */
   batches: boolean;
   [key: string]: unknown;
 }
@@ -225,11 +387,109 @@ export interface ServerCapabilities {
 export interface IsServiceRunningResult {
   running: boolean;
   serviceUrl: string;
+  /** Present when the service answered over https with a certificate this machine does not trust (or one made for another host name): it runs, but calls will fail with -33007 until it is. */
+  tlsProblem?: string;
+  [key: string]: unknown;
+}
+
+export interface LockUserParams {
+  circleId: string;
+  /** Every Circle client asks for 2. */
+  numberOfCodes?: number;
+}
+
+export interface LockUserResult {
+  /** As Circle gives them: base64 RSA (PKCS#1 v1.5) ciphertexts for the developer's PublicKey. Decrypt them in your backend (`circle-bridge unlock-codes decrypt`), never on the user's machine, and hand them to the user or an admin by another channel. */
+  encryptedUnlockCodes: string[];
   [key: string]: unknown;
 }
 
 /** This method takes no params: send `{}`, `null`, or omit `params`. */
 export type NoParams = Record<string, never>;
+
+export interface ProcessInviteParams {
+  inviteId: string;
+  authCode: string;
+  /** CircleService waits 20 s before answering, in case the invite is authorized at once; the bridge then waits 25 s longer than `CIRCLE_SERVICE_TIMEOUT`. */
+  wait20Second?: boolean;
+}
+
+export interface ProcessInviteResult {
+  /** The id of the peer device that validates the authorization code. */
+  requestAuthVerificationId?: string;
+  [key: string]: unknown;
+}
+
+/** LSP `$/progress`, server to client, for requests that carried a `workDoneToken`. */
+export interface ProgressParams {
+  token: number | string;
+  value: WorkDoneProgressValue;
+  [key: string]: unknown;
+}
+
+export interface WorkDoneProgressValue {
+  kind: "begin" | "end" | "report";
+  /** `begin` only. */
+  title?: string;
+  /** `begin` only: true, the request can be cancelled with `$/cancelRequest`. */
+  cancellable?: boolean;
+  message?: string;
+  [key: string]: unknown;
+}
+
+export interface PutSecretParams {
+  name: string;
+  value: string;
+  /** Default: the first circle (circle/enumCircles order). */
+  circleId?: string;
+  /** Default: the first topic of the circle. */
+  topicId?: string;
+}
+
+export interface PutSecretResult {
+  circleId: string;
+  topicId: string;
+  [key: string]: unknown;
+}
+
+/** Sent by the bridge (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client` and it needs a new token: answer with `circle/initialize {token}`. */
+export interface TokenNeededParams {
+  /** `missing`: no token yet; `expiring`: the current one is in its last fifth of life (calls still work); `expired`: calls fail with -33020 until a token arrives. */
+  reason: "expired" | "expiring" | "missing";
+  /** Seconds the current token is still valid for (0 when missing or expired). */
+  expiresIn: number;
+  [key: string]: unknown;
+}
+
+export interface TopicParams {
+  circleId: string;
+  topicId: string;
+}
+
+export interface UnlockUserParams {
+  circleId: string;
+  /** The decrypted codes, all of them. */
+  unlockCodes: string[];
+}
+
+/** CircleService's reply without `Status`, camelCased: every field it sends, none promised. */
+export interface UpstreamReply {
+  [key: string]: unknown;
+}
+
+/** The caller's own membership of the circle. Only `locked` is documented. */
+export interface WhoAmIResult {
+  locked: boolean;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
+  memberId?: string;
+  /** Observed in CircleService replies, not documented by Circle; do not rely on it. */
+  displayName?: string;
+  [key: string]: unknown;
+}
+
+export interface WorkDoneProgressCancelParams {
+  token: number | string;
+}
 
 /** An OpenRPC document (https://spec.open-rpc.org/); only the fields clients commonly read are typed. */
 export interface OpenRpcDocument {
@@ -248,14 +508,52 @@ export interface Requests {
   "shutdown": { params: NoParams; result: null };
   /** This protocol's OpenRPC document. Returns the same document as protocol/circle-bridge.openrpc.json. Allowed before `initialize`. */
   "rpc.discover": { params: NoParams; result: OpenRpcDocument };
-  /** Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no credentials and never fails for a dead service: it answers `running: false`. */
+  /** Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does an https service whose certificate this machine does not trust: `running: true` with a `tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: it answers `running: false`. */
   "circle/isServiceRunning": { params: NoParams; result: IsServiceRunningResult };
-  /** Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration. */
-  "circle/initialize": { params: NoParams; result: CircleInitializeResult };
-  /** List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, and again whenever the bridge sends `circle/tokenNeeded`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded. */
+  "circle/initialize": { params: CircleInitializeParams; result: CircleInitializeResult };
+  /** List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
   "circle/enumCircles": { params: NoParams; result: EnumCirclesResult };
-  /** List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
   "circle/enumTopics": { params: EnumTopicsParams; result: EnumTopicsResult };
+  /** Create a circle; the current device is its only member. The bridge fills in `CustomerId` (CIRCLE_CUSTOMER_ID) and `CustomerToken` (the bearer token it authorized with, which CircleService already holds). Creation takes seconds: with a `workDoneToken` the bridge reports LSP `$/progress` (`begin`, a `report` every second, `end`), and the request can be cancelled with `$/cancelRequest`, or `window/workDoneProgress/cancel` with the token (-32800; CircleService may still create the circle, so list the circles afterwards). The bridge waits 60 s longer than `CIRCLE_SERVICE_TIMEOUT` for it. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed, RequestCancelled. */
+  "circle/createCircle": { params: CreateCircleParams; result: CreateCircleResult };
+  /** The caller's membership of a circle: is this user locked? `locked` is the one documented field; every other field CircleService sends is passed on. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  "circle/whoAmI": { params: CircleParams; result: WhoAmIResult };
+  /** Add a message to a topic. Sends every field of Circle's AddMessage: a plain text message needs only `circleId`, `topicId` and `message` (defaults: `messageType` 100, `messageSubType` 0, empty `context`, `objectPath`, `base64Data` and `additionalJson`). The result is CircleService's reply without `Status`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  "circle/addMessage": { params: AddMessageParams; result: AddMessageResult };
+  /** The messages of a topic, oldest first. `msgTypeFilters` limits the message types (empty: all). Each message has every field CircleService sends, camelCased, and `time`: `messageTimeOffset` (ms since the epoch) as ISO 8601. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  "circle/getMessages": { params: GetMessagesParams; result: GetMessagesResult };
+  /** Decrypt data with a topic's keys. Where the decrypted data sits in CircleService's reply is unclear (Circle's only client reads `Status.DecryptedData`): the bridge accepts `DecryptedData` at the top level or in `Status` and returns it as `decryptedData`; a reply with neither is -33005. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  "circle/decrypt": { params: DecryptParams; result: DecryptResult };
+  /** Lock this user out of a circle; returns the encrypted unlock codes. The codes are RSA ciphertexts for the developer's PublicKey, returned as Circle gives them. Decrypt them in the developer's backend (`circle-bridge unlock-codes decrypt`), never on the locked user's machine, and send them to the user or an admin by another channel. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  "circle/lockUser": { params: LockUserParams; result: LockUserResult };
+  /** Unlock this user with the decrypted unlock codes. All codes from one circle/lockUser, decrypted; each set works once. The result is CircleService's reply without `Status`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  "circle/unlockUser": { params: UnlockUserParams; result: UpstreamReply };
+  /**
+   * Generate an invitation: an invite id and an authorization code. `isAddDevice`: true to add another device of this user, false for a new member. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/genInvite`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed.
+   * @experimental circle/genInvite is not covered by the versioning promise; it may change or go away in any release.
+   */
+  "circle/genInvite": { params: GenInviteParams; result: GenInviteResult };
+  /**
+   * Offer an invite to this device. An invite is valid until accepted, for a week, and fails for good after five wrong codes. With `wait20Second` CircleService waits 20 s before answering; the bridge waits 25 s longer than `CIRCLE_SERVICE_TIMEOUT` then. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/processInvite`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed.
+   * @experimental circle/processInvite is not covered by the versioning promise; it may change or go away in any release.
+   */
+  "circle/processInvite": { params: ProcessInviteParams; result: ProcessInviteResult };
+  /**
+   * The files of a topic. Each file has every field CircleService sends; `fmapID`, `fileName` and `fileSize` are documented. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/enumFiles`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed.
+   * @experimental circle/enumFiles is not covered by the versioning promise; it may change or go away in any release.
+   */
+  "circle/enumFiles": { params: TopicParams; result: EnumFilesResult };
+  /**
+   * Add a file of the user's machine to a topic. Re-adding a path already in the topic (compared case-insensitively) adds a new revision. The result is CircleService's reply without `Status`. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/addFile`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed.
+   * @experimental circle/addFile is not covered by the versioning promise; it may change or go away in any release.
+   */
+  "circle/addFile": { params: AddFileParams; result: UpstreamReply };
+  /** Keep a named secret behind the user's Circle keys. Stored as Circle's ForgeRock integration does: a message with `messageType` 100, `messageSubType` 20, the value as `message` and `additionalJson` `{"type":"<name>"}`. A later put of the same name wins. Without `circleId`/`topicId`: the first topic of the first circle; a user without a circle gets -33004 (create one with circle/createCircle). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  "circle/putSecret": { params: PutSecretParams; result: PutSecretResult };
+  /** Read a named secret stored with circle/putSecret. Scans the topic's type-100 messages from newest to oldest (by `messageTimeOffset`, else CircleService's order) for `additionalJson` `{"type": "<name>"}`. Not found is not an error: `found` is false. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  "circle/getSecret": { params: GetSecretParams; result: GetSecretResult };
 }
 
 /** Notifications: method name -> params type. */
@@ -266,6 +564,8 @@ export interface Notifications {
   "exit": { params: NoParams };
   /** Cancel an in-flight request. A notification. The cancelled request is still answered, with error -32800. Unknown ids are ignored. */
   "$/cancelRequest": { params: CancelParams };
+  /** Cancel a request through its progress token (LSP). A notification, for UIs that offer a cancel button on progress marked `cancellable`. It cancels the running request that reports `$/progress` with this token, exactly as `$/cancelRequest` with its id would: the request is answered with -32800. Unknown or finished tokens are ignored. */
+  "window/workDoneProgress/cancel": { params: WorkDoneProgressCancelParams };
 }
 
 export type RequestMethod = keyof Requests;
@@ -280,6 +580,19 @@ export const REQUEST_METHODS: readonly RequestMethod[] = [
   "circle/initialize",
   "circle/enumCircles",
   "circle/enumTopics",
+  "circle/createCircle",
+  "circle/whoAmI",
+  "circle/addMessage",
+  "circle/getMessages",
+  "circle/decrypt",
+  "circle/lockUser",
+  "circle/unlockUser",
+  "circle/genInvite",
+  "circle/processInvite",
+  "circle/enumFiles",
+  "circle/addFile",
+  "circle/putSecret",
+  "circle/getSecret",
 ];
 
 /** Every notification method, in document order. */
@@ -287,16 +600,55 @@ export const NOTIFICATION_METHODS: readonly NotificationMethod[] = [
   "initialized",
   "exit",
   "$/cancelRequest",
+  "window/workDoneProgress/cancel",
 ];
 
 /** The `circle/*` methods, one wrapper per protocol method, named after it. */
 export interface CircleMethods {
-  /** `circle/isServiceRunning`: Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK. Needs no credentials and never fails for a dead service: it answers `running: false`. */
+  /** `circle/isServiceRunning`: Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does an https service whose certificate this machine does not trust: `running: true` with a `tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: it answers `running: false`. */
   isServiceRunning(token?: CancellationToken): Promise<IsServiceRunningResult>;
-  /** `circle/initialize`: Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration. */
-  initialize(token?: CancellationToken): Promise<CircleInitializeResult>;
-  /** `circle/enumCircles`: List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** `circle/initialize`: Get a token and authorize with CircleService. Idempotent: the session is shared by every connection of this bridge, so a second call (or a second app) costs no token round trip. Other circle/* calls initialize on demand, so calling this first is optional; it is the place to surface configuration and credential errors early. With `CIRCLE_TOKEN_SOURCE=client` the app passes `token` (from its own backend): here first, and again whenever the bridge sends `circle/tokenNeeded`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded. */
+  initialize(params: CircleInitializeParams, token?: CancellationToken): Promise<CircleInitializeResult>;
+  /** `circle/enumCircles`: List the circles this user belongs to. An empty list means the user has no circle yet. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
   enumCircles(token?: CancellationToken): Promise<EnumCirclesResult>;
-  /** `circle/enumTopics`: List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, CircleOperationFailed. */
+  /** `circle/enumTopics`: List the topics of one circle. An unknown circle gets -33004 with CircleService's message in `data.upstreamMessage`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
   enumTopics(params: EnumTopicsParams, token?: CancellationToken): Promise<EnumTopicsResult>;
+  /** `circle/createCircle`: Create a circle; the current device is its only member. The bridge fills in `CustomerId` (CIRCLE_CUSTOMER_ID) and `CustomerToken` (the bearer token it authorized with, which CircleService already holds). Creation takes seconds: with a `workDoneToken` the bridge reports LSP `$/progress` (`begin`, a `report` every second, `end`), and the request can be cancelled with `$/cancelRequest`, or `window/workDoneProgress/cancel` with the token (-32800; CircleService may still create the circle, so list the circles afterwards). The bridge waits 60 s longer than `CIRCLE_SERVICE_TIMEOUT` for it. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed, RequestCancelled. */
+  createCircle(params: CreateCircleParams, token?: CancellationToken): Promise<CreateCircleResult>;
+  /** `circle/whoAmI`: The caller's membership of a circle: is this user locked? `locked` is the one documented field; every other field CircleService sends is passed on. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  whoAmI(params: CircleParams, token?: CancellationToken): Promise<WhoAmIResult>;
+  /** `circle/addMessage`: Add a message to a topic. Sends every field of Circle's AddMessage: a plain text message needs only `circleId`, `topicId` and `message` (defaults: `messageType` 100, `messageSubType` 0, empty `context`, `objectPath`, `base64Data` and `additionalJson`). The result is CircleService's reply without `Status`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  addMessage(params: AddMessageParams, token?: CancellationToken): Promise<AddMessageResult>;
+  /** `circle/getMessages`: The messages of a topic, oldest first. `msgTypeFilters` limits the message types (empty: all). Each message has every field CircleService sends, camelCased, and `time`: `messageTimeOffset` (ms since the epoch) as ISO 8601. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  getMessages(params: GetMessagesParams, token?: CancellationToken): Promise<GetMessagesResult>;
+  /** `circle/decrypt`: Decrypt data with a topic's keys. Where the decrypted data sits in CircleService's reply is unclear (Circle's only client reads `Status.DecryptedData`): the bridge accepts `DecryptedData` at the top level or in `Status` and returns it as `decryptedData`; a reply with neither is -33005. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  decrypt(params: DecryptParams, token?: CancellationToken): Promise<DecryptResult>;
+  /** `circle/lockUser`: Lock this user out of a circle; returns the encrypted unlock codes. The codes are RSA ciphertexts for the developer's PublicKey, returned as Circle gives them. Decrypt them in the developer's backend (`circle-bridge unlock-codes decrypt`), never on the locked user's machine, and send them to the user or an admin by another channel. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  lockUser(params: LockUserParams, token?: CancellationToken): Promise<LockUserResult>;
+  /** `circle/unlockUser`: Unlock this user with the decrypted unlock codes. All codes from one circle/lockUser, decrypted; each set works once. The result is CircleService's reply without `Status`. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  unlockUser(params: UnlockUserParams, token?: CancellationToken): Promise<UpstreamReply>;
+  /**
+   * `circle/genInvite`: Generate an invitation: an invite id and an authorization code. `isAddDevice`: true to add another device of this user, false for a new member. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/genInvite`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed.
+   * @experimental circle/genInvite is not covered by the versioning promise; it may change or go away in any release.
+   */
+  genInvite(params: GenInviteParams, token?: CancellationToken): Promise<GenInviteResult>;
+  /**
+   * `circle/processInvite`: Offer an invite to this device. An invite is valid until accepted, for a week, and fails for good after five wrong codes. With `wait20Second` CircleService waits 20 s before answering; the bridge waits 25 s longer than `CIRCLE_SERVICE_TIMEOUT` then. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/processInvite`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed.
+   * @experimental circle/processInvite is not covered by the versioning promise; it may change or go away in any release.
+   */
+  processInvite(params: ProcessInviteParams, token?: CancellationToken): Promise<ProcessInviteResult>;
+  /**
+   * `circle/enumFiles`: The files of a topic. Each file has every field CircleService sends; `fmapID`, `fileName` and `fileSize` are documented. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/enumFiles`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed.
+   * @experimental circle/enumFiles is not covered by the versioning promise; it may change or go away in any release.
+   */
+  enumFiles(params: TopicParams, token?: CancellationToken): Promise<EnumFilesResult>;
+  /**
+   * `circle/addFile`: Add a file of the user's machine to a topic. Re-adding a path already in the topic (compared case-insensitively) adds a new revision. The result is CircleService's reply without `Status`. Experimental: Circle documents this method for C# only; the bridge calls `POST /v1/addFile`, an inferred path (override with `CIRCLE_SERVICE_PATHS`). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed.
+   * @experimental circle/addFile is not covered by the versioning promise; it may change or go away in any release.
+   */
+  addFile(params: AddFileParams, token?: CancellationToken): Promise<UpstreamReply>;
+  /** `circle/putSecret`: Keep a named secret behind the user's Circle keys. Stored as Circle's ForgeRock integration does: a message with `messageType` 100, `messageSubType` 20, the value as `message` and `additionalJson` `{"type":"<name>"}`. A later put of the same name wins. Without `circleId`/`topicId`: the first topic of the first circle; a user without a circle gets -33004 (create one with circle/createCircle). Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  putSecret(params: PutSecretParams, token?: CancellationToken): Promise<PutSecretResult>;
+  /** `circle/getSecret`: Read a named secret stored with circle/putSecret. Scans the topic's type-100 messages from newest to oldest (by `messageTimeOffset`, else CircleService's order) for `additionalJson` `{"type": "<name>"}`. Not found is not an error: `found` is false. Errors: ServiceNotRunning, TokenRequestFailed, AuthorizationRejected, UpstreamMalformed, UpstreamTimeout, BadConfiguration, TokenNeeded, CircleOperationFailed. */
+  getSecret(params: GetSecretParams, token?: CancellationToken): Promise<GetSecretResult>;
 }

@@ -4,7 +4,7 @@
 local M = {}
 
 --- Protocol version of the document this table was generated from.
-M.protocol_version = "1.0"
+M.protocol_version = "1.1"
 
 --- Method names by Lua-friendly key (`circle/enumTopics` -> `circle_enumTopics`).
 M.methods = {
@@ -13,11 +13,29 @@ M.methods = {
   shutdown = "shutdown",
   exit = "exit",
   cancelRequest = "$/cancelRequest",
+  window_workDoneProgress_cancel = "window/workDoneProgress/cancel",
   rpc_discover = "rpc.discover",
   circle_isServiceRunning = "circle/isServiceRunning",
   circle_initialize = "circle/initialize",
   circle_enumCircles = "circle/enumCircles",
   circle_enumTopics = "circle/enumTopics",
+  circle_createCircle = "circle/createCircle",
+  circle_whoAmI = "circle/whoAmI",
+  circle_addMessage = "circle/addMessage",
+  circle_getMessages = "circle/getMessages",
+  circle_decrypt = "circle/decrypt",
+  circle_lockUser = "circle/lockUser",
+  circle_unlockUser = "circle/unlockUser",
+  -- Experimental: circle/genInvite is not covered by the versioning promise; it may change or go away in any release.
+  circle_genInvite = "circle/genInvite",
+  -- Experimental: circle/processInvite is not covered by the versioning promise; it may change or go away in any release.
+  circle_processInvite = "circle/processInvite",
+  -- Experimental: circle/enumFiles is not covered by the versioning promise; it may change or go away in any release.
+  circle_enumFiles = "circle/enumFiles",
+  -- Experimental: circle/addFile is not covered by the versioning promise; it may change or go away in any release.
+  circle_addFile = "circle/addFile",
+  circle_putSecret = "circle/putSecret",
+  circle_getSecret = "circle/getSecret",
 }
 
 --- "request" or "notification", by method name.
@@ -27,11 +45,25 @@ M.method_kinds = {
   ["shutdown"] = "request",
   ["exit"] = "notification",
   ["$/cancelRequest"] = "notification",
+  ["window/workDoneProgress/cancel"] = "notification",
   ["rpc.discover"] = "request",
   ["circle/isServiceRunning"] = "request",
   ["circle/initialize"] = "request",
   ["circle/enumCircles"] = "request",
   ["circle/enumTopics"] = "request",
+  ["circle/createCircle"] = "request",
+  ["circle/whoAmI"] = "request",
+  ["circle/addMessage"] = "request",
+  ["circle/getMessages"] = "request",
+  ["circle/decrypt"] = "request",
+  ["circle/lockUser"] = "request",
+  ["circle/unlockUser"] = "request",
+  ["circle/genInvite"] = "request",
+  ["circle/processInvite"] = "request",
+  ["circle/enumFiles"] = "request",
+  ["circle/addFile"] = "request",
+  ["circle/putSecret"] = "request",
+  ["circle/getSecret"] = "request",
 }
 
 --- Error codes by catalogue name.
@@ -51,6 +83,7 @@ M.error_codes = {
   UpstreamTimeout = -33006,
   BadConfiguration = -33007,
   Unauthenticated = -33010,
+  TokenNeeded = -33020,
 }
 
 --- Catalogue names by error code.
@@ -70,6 +103,7 @@ M.error_names = {
   [-33006] = "UpstreamTimeout",
   [-33007] = "BadConfiguration",
   [-33010] = "Unauthenticated",
+  [-33020] = "TokenNeeded",
 }
 
 --- The catalogue entry (message, meaning, retryable) by catalogue name.
@@ -125,7 +159,7 @@ M.errors = {
   TokenRequestFailed = {
     code = -33002,
     message = "Circle token request failed",
-    meaning = "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status.",
+    meaning = "The Circle cloud token endpoint refused or failed the signed token request. Check the credentials and the clock; `data.httpStatus` has the status. When the endpoint rejected the credentials (a bad signature, an unknown app key), `data.retryable` is false and `data.likelyCause` names the setting to check.",
     retryable = true,
   },
   AuthorizationRejected = {
@@ -143,7 +177,7 @@ M.errors = {
   UpstreamMalformed = {
     code = -33005,
     message = "Malformed reply from upstream",
-    meaning = "The token endpoint or CircleService answered with a body of the wrong shape.",
+    meaning = "The token endpoint, the token source or CircleService answered with a body of the wrong shape, one larger than `CIRCLE_BRIDGE_MAX_UPSTREAM_BYTES` (`data.limitBytes`), or broke off its reply.",
     retryable = true,
   },
   UpstreamTimeout = {
@@ -164,12 +198,56 @@ M.errors = {
     meaning = "On TCP the first request must be `initialize` with the daemon's token in `initializationOptions.authToken` (from daemon.json); the connection is closed after this reply.",
     retryable = false,
   },
+  TokenNeeded = {
+    code = -33020,
+    message = "A token is needed from the client",
+    meaning = "With `CIRCLE_TOKEN_SOURCE=client` the bridge has no valid token: get one from your backend and send `circle/initialize` with `{token}`. The bridge also sends the `circle/tokenNeeded` notification; calls fail with this code until a token arrives.",
+    retryable = true,
+  },
 }
 
 -- LuaLS annotations for the schemas in components.schemas.
 
+---@class circle_bridge.AddFileParams
+---@field circleId string
+---@field topicId string
+---@field filePath string
+---@field description? string
+
+--- Defaults make a plain text message need only `circleId`, `topicId` and `message`.
+---@class circle_bridge.AddMessageParams
+---@field circleId string
+---@field topicId string
+---@field message string
+---@field messageType? integer
+---@field messageSubType? integer
+---@field context? string
+---@field objectPath? string
+---@field base64Data? string
+---@field additionalJson? string|table<string, any>
+
+--- CircleService's reply without `Status`. Circle's C# docs name the stored message `Messages` (one object, despite the name).
+---@class circle_bridge.AddMessageResult
+---@field messages? circle_bridge.MessageInfo
+---@field [string] any
+
+--- One message as CircleService returns it, camelCased, every field passed on.
+---@class circle_bridge.MessageInfo
+---@field message? string
+---@field additionalJson? string
+---@field messageTimeOffset? integer
+---@field time? string
+---@field messageType? integer Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field messageSubType? integer Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field messageId? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field [string] any
+
 ---@class circle_bridge.CancelParams
 ---@field id integer|string
+
+--- Optional: with `CIRCLE_TOKEN_SOURCE=client`, the token your backend obtained for this user.
+---@class circle_bridge.CircleInitializeParams
+---@field token? string
 
 ---@class circle_bridge.CircleInitializeResult
 ---@field authorized boolean
@@ -177,15 +255,48 @@ M.errors = {
 ---@field expiresIn number
 ---@field [string] any
 
+---@class circle_bridge.CircleParams
+---@field circleId string
+
+---@class circle_bridge.CreateCircleParams
+---@field circleName string
+---@field circleDescription? string
+---@field workDoneToken? integer|string
+
+--- CircleService's reply without `Status`, camelCased. Circle's C# docs name the id `CircleID` and their example `CircleId`; either is given here as `circleId`. Circle's own JavaScript client never reads this reply, so `circleId` may be absent: then list the circles.
+---@class circle_bridge.CreateCircleResult
+---@field circleId? string
+---@field [string] any
+
+---@class circle_bridge.DecryptParams
+---@field circleId string
+---@field topicId string
+---@field toDecrypt string
+
+--- Circle's only client reads `Status.DecryptedData`, which may be a quirk of that client; the bridge takes `DecryptedData` from the top level of the reply or from `Status`, whichever holds it (top level first).
+---@class circle_bridge.DecryptResult
+---@field decryptedData string
+---@field [string] any
+
 ---@class circle_bridge.EnumCirclesResult
 ---@field circles circle_bridge.CircleInfo[]
 ---@field [string] any
 
---- A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
+--- A circle as CircleService describes it. Only `circleId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` (and any other, such as `memberCount`) were seen in replies but are not guaranteed.
 ---@class circle_bridge.CircleInfo
 ---@field circleId string
----@field circleName? string
----@field circleDescription? string
+---@field circleName? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field circleDescription? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field [string] any
+
+---@class circle_bridge.EnumFilesResult
+---@field files circle_bridge.FileInfo[]
+---@field [string] any
+
+---@class circle_bridge.FileInfo
+---@field fmapID? string
+---@field fileName? string
+---@field fileSize? integer
 ---@field [string] any
 
 ---@class circle_bridge.EnumTopicsParams
@@ -195,11 +306,47 @@ M.errors = {
 ---@field topics circle_bridge.TopicInfo[]
 ---@field [string] any
 
---- A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased.
+--- A topic of a circle. Only `topicId` is documented by Circle; every other field CircleService sends is passed on, camelCased. Fields marked `x-observed` were seen in replies but are not guaranteed.
 ---@class circle_bridge.TopicInfo
 ---@field topicId string
----@field topicName? string
----@field topicDescription? string
+---@field topicName? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field topicDescription? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field [string] any
+
+---@class circle_bridge.GenInviteParams
+---@field circleId string
+---@field isAddDevice? boolean
+
+---@class circle_bridge.GenInviteResult
+---@field invite? circle_bridge.InviteInfo
+---@field [string] any
+
+--- "An Invite ID and an authorization code" (Circle's C# docs); the member names are not documented.
+---@class circle_bridge.InviteInfo
+---@field inviteId? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field authCode? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field [string] any
+
+---@class circle_bridge.GetMessagesParams
+---@field circleId string
+---@field topicId string
+---@field msgTypeFilters? integer[]
+
+---@class circle_bridge.GetMessagesResult
+---@field messages circle_bridge.MessageInfo[]
+---@field [string] any
+
+---@class circle_bridge.GetSecretParams
+---@field name string
+---@field circleId? string
+---@field topicId? string
+
+---@class circle_bridge.GetSecretResult
+---@field found boolean
+---@field circleId? string
+---@field topicId? string
+---@field value? string
+---@field time? string
 ---@field [string] any
 
 --- LSP-style `initialize` params. Other LSP fields (rootUri, capabilities, ...) are accepted and ignored, so stock LSP clients can connect.
@@ -234,9 +381,79 @@ M.errors = {
 ---@class circle_bridge.IsServiceRunningResult
 ---@field running boolean
 ---@field serviceUrl string
+---@field tlsProblem? string
+---@field [string] any
+
+---@class circle_bridge.LockUserParams
+---@field circleId string
+---@field numberOfCodes? integer
+
+---@class circle_bridge.LockUserResult
+---@field encryptedUnlockCodes string[]
 ---@field [string] any
 
 --- This method takes no params: send `{}`, `null`, or omit `params`.
 ---@class circle_bridge.NoParams
+
+---@class circle_bridge.ProcessInviteParams
+---@field inviteId string
+---@field authCode string
+---@field wait20Second? boolean
+
+---@class circle_bridge.ProcessInviteResult
+---@field requestAuthVerificationId? string
+---@field [string] any
+
+--- LSP `$/progress`, server to client, for requests that carried a `workDoneToken`.
+---@class circle_bridge.ProgressParams
+---@field token integer|string
+---@field value circle_bridge.WorkDoneProgressValue
+---@field [string] any
+
+---@class circle_bridge.WorkDoneProgressValue
+---@field kind any
+---@field title? string
+---@field cancellable? boolean
+---@field message? string
+---@field [string] any
+
+---@class circle_bridge.PutSecretParams
+---@field name string
+---@field value string
+---@field circleId? string
+---@field topicId? string
+
+---@class circle_bridge.PutSecretResult
+---@field circleId string
+---@field topicId string
+---@field [string] any
+
+--- Sent by the bridge (`circle/tokenNeeded`, a notification) when `CIRCLE_TOKEN_SOURCE=client` and it needs a new token: answer with `circle/initialize {token}`.
+---@class circle_bridge.TokenNeededParams
+---@field reason any
+---@field expiresIn number
+---@field [string] any
+
+---@class circle_bridge.TopicParams
+---@field circleId string
+---@field topicId string
+
+---@class circle_bridge.UnlockUserParams
+---@field circleId string
+---@field unlockCodes string[]
+
+--- CircleService's reply without `Status`, camelCased: every field it sends, none promised.
+---@class circle_bridge.UpstreamReply
+---@field [string] any
+
+--- The caller's own membership of the circle. Only `locked` is documented.
+---@class circle_bridge.WhoAmIResult
+---@field locked boolean
+---@field memberId? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field displayName? string Observed in CircleService replies, not documented by Circle; do not rely on it.
+---@field [string] any
+
+---@class circle_bridge.WorkDoneProgressCancelParams
+---@field token integer|string
 
 return M
