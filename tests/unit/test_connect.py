@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -136,6 +137,17 @@ def test_identity_rule() -> None:
         _usable(_state(""), mine)  # a daemon without credentials is not silently used either
     with pytest.raises(ConnectError, match="no Unix socket"):
         _usable(_state(mine, socket_path=None), mine)
+
+
+def test_where_tokens_come_from_is_part_of_the_identity() -> None:
+    base = Settings(app_key="k", customer_id="c", end_user_id="u")
+    signed = identity_of(base)
+    backend_a = identity_of(dataclasses.replace(base, token_source="url", token_backend_url="https://a.example/t"))
+    backend_b = identity_of(dataclasses.replace(base, token_source="url", token_backend_url="https://b.example/t"))
+    client = identity_of(dataclasses.replace(base, token_source="client"))
+    assert len({signed, backend_a, backend_b, client}) == 4
+    command = identity_of(dataclasses.replace(base, token_source="command", token_command="get-token --user alice"))
+    assert "alice" not in command
 
 
 def test_the_daemon_command_carries_flags_but_never_the_secret(tmp_path: Path) -> None:
