@@ -242,7 +242,9 @@ def _namespace_interface(namespace: str, methods: list[dict[str, Any]], errors: 
         wire = str(method["name"])
         short = wire.partition("/")[2]
         out.extend(_method_doc(method, errors, "  ", prefix=f"`{wire}`: "))
-        params = f"params: {_params_type(method)}, " if _has_params(method) else ""
+        # params with no required member may be left out, as `circle/initialize` without a token
+        optional = "" if any(p.get("required") for p in method.get("params") or []) else "?"
+        params = f"params{optional}: {_params_type(method)}, " if _has_params(method) else ""
         if method_kind(method) == "request":
             result = method.get("result")
             schema = result.get("schema") if isinstance(result, dict) else None
