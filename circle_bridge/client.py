@@ -46,6 +46,12 @@ class BridgeRPCError(Exception):
 Trace = Callable[[str, dict[str, Any]], None]
 
 
+def _params(**params: Any) -> dict[str, Any]:
+    """By-name params without the ones left out: the bridge's schemas forbid explicit nulls where
+    a member is optional, and the bridge's default then applies."""
+    return {name: value for name, value in params.items() if value is not None}
+
+
 class BridgeClient:
     def __init__(
         self,
@@ -234,8 +240,10 @@ class BridgeClient:
         result = await self.request("circle/isServiceRunning", {})
         return bool(result["running"])
 
-    async def circle_initialize(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.request("circle/initialize", {})
+    async def circle_initialize(self, token: str | None = None) -> dict[str, Any]:
+        """`circle/initialize`; ``token`` is the app's own token under ``CIRCLE_TOKEN_SOURCE=client``
+        (send it again whenever the bridge notifies `circle/tokenNeeded`)."""
+        result: dict[str, Any] = await self.request("circle/initialize", _params(token=token))
         return result
 
     async def enum_circles(self) -> list[dict[str, Any]]:
@@ -244,6 +252,89 @@ class BridgeClient:
 
     async def enum_topics(self, circle_id: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = (await self.request("circle/enumTopics", {"circleId": circle_id}))["topics"]
+        return result
+
+    async def create_circle(
+        self, circle_name: str, circle_description: str | None = None, *, work_done_token: int | str | None = None
+    ) -> dict[str, Any]:
+        """`circle/createCircle`. With ``work_done_token`` the bridge sends `$/progress`
+        notifications (read them from `unsolicited`)."""
+        return await self._call(
+            "circle/createCircle",
+            circleName=circle_name,
+            circleDescription=circle_description,
+            workDoneToken=work_done_token,
+        )
+
+    async def who_am_i(self, circle_id: str) -> dict[str, Any]:
+        return await self._call("circle/whoAmI", circleId=circle_id)
+
+    async def add_message(self, circle_id: str, topic_id: str, message: str, **fields: Any) -> dict[str, Any]:
+        """`circle/addMessage`; ``fields`` are its optional wire params by name (``messageType``,
+        ``messageSubType``, ``context``, ``objectPath``, ``base64Data``, ``additionalJson``)."""
+        return await self._call("circle/addMessage", circleId=circle_id, topicId=topic_id, message=message, **fields)
+
+    async def get_messages(
+        self, circle_id: str, topic_id: str, msg_type_filters: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
+        result = await self._call(
+            "circle/getMessages",
+            circleId=circle_id,
+            topicId=topic_id,
+            msgTypeFilters=None if msg_type_filters is None else list(msg_type_filters),
+        )
+        messages: list[dict[str, Any]] = result["messages"]
+        return messages
+
+    async def decrypt(self, circle_id: str, topic_id: str, to_decrypt: str) -> str:
+        """`circle/decrypt`: the decrypted data."""
+        result = await self._call("circle/decrypt", circleId=circle_id, topicId=topic_id, toDecrypt=to_decrypt)
+        decrypted: str = result["decryptedData"]
+        return decrypted
+
+    async def lock_user(self, circle_id: str, number_of_codes: int | None = None) -> dict[str, Any]:
+        return await self._call("circle/lockUser", circleId=circle_id, numberOfCodes=number_of_codes)
+
+    async def unlock_user(self, circle_id: str, unlock_codes: Sequence[str]) -> dict[str, Any]:
+        return await self._call("circle/unlockUser", circleId=circle_id, unlockCodes=list(unlock_codes))
+
+    async def put_secret(
+        self, name: str, value: str, *, circle_id: str | None = None, topic_id: str | None = None
+    ) -> dict[str, Any]:
+        return await self._call("circle/putSecret", name=name, value=value, circleId=circle_id, topicId=topic_id)
+
+    async def get_secret(
+        self, name: str, *, circle_id: str | None = None, topic_id: str | None = None
+    ) -> dict[str, Any]:
+        """`circle/getSecret`: ``{"found": bool, "value"?: str, ...}``; not found is no error."""
+        return await self._call("circle/getSecret", name=name, circleId=circle_id, topicId=topic_id)
+
+    # Experimental upstream paths (protocol/README.md, "x-experimental"): may change in any release.
+    async def gen_invite(self, circle_id: str, is_add_device: bool | None = None) -> dict[str, Any]:
+        return await self._call("circle/genInvite", circleId=circle_id, isAddDevice=is_add_device)
+
+    async def process_invite(
+        self, invite_id: str, auth_code: str, wait_20_second: bool | None = None
+    ) -> dict[str, Any]:
+        return await self._call(
+            "circle/processInvite", inviteId=invite_id, authCode=auth_code, wait20Second=wait_20_second
+        )
+
+    async def enum_files(self, circle_id: str, topic_id: str) -> list[dict[str, Any]]:
+        files: list[dict[str, Any]] = (await self._call("circle/enumFiles", circleId=circle_id, topicId=topic_id))[
+            "files"
+        ]
+        return files
+
+    async def add_file(
+        self, circle_id: str, topic_id: str, file_path: str, description: str | None = None
+    ) -> dict[str, Any]:
+        return await self._call(
+            "circle/addFile", circleId=circle_id, topicId=topic_id, filePath=file_path, description=description
+        )
+
+    async def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request(method, _params(**params))
         return result
 
     async def discover(self) -> dict[str, Any]:
