@@ -19,6 +19,18 @@ class Spec:
     methods: list[dict[str, Any]]
     schemas: dict[str, Any]
     errors: dict[str, Any]
+    # `x-server-notifications`: what the bridge sends unasked, each with `name`, `summary` and the
+    # `$ref` of its params schema in `x-params-schema`
+    server_notifications: list[dict[str, Any]]
+
+
+def server_notification_params(notification: dict[str, Any]) -> str:
+    """The schema name of a server notification's params (e.g. `ProgressParams`)."""
+    ref = notification.get("x-params-schema", {}).get("$ref", "")
+    name = schema_ref_name(str(ref))
+    if name is None:
+        raise ValueError(f"server notification {notification.get('name')!r} has no params schema $ref")
+    return name
 
 
 def read_spec(spec: dict[str, Any]) -> Spec:
@@ -38,6 +50,7 @@ def read_spec(spec: dict[str, Any]) -> Spec:
         methods=list(spec.get("methods", [])),
         schemas=dict(components.get("schemas", {})),
         errors=errors,
+        server_notifications=list(spec.get("x-server-notifications", [])),
     )
 
 

@@ -1,4 +1,4 @@
-import { CancellationToken, createMessageConnection, type MessageConnection } from "vscode-jsonrpc/node";
+import { CancellationToken, createMessageConnection, type Disposable, type MessageConnection } from "vscode-jsonrpc/node";
 
 import type { Endpoint } from "./endpoint";
 import { CircleBridgeError, ClientErrorCodes, toCircleBridgeError } from "./errors";
@@ -7,12 +7,17 @@ import {
   type InitializeParams,
   type InitializeResult,
   NOTIFICATION_METHODS,
+  type NotificationMethod,
+  type Notifications,
   type OpenRpcDocument,
   REQUEST_METHODS,
   type RequestMethod,
   type Requests,
   type ServerCapabilities,
   type ServerInfo,
+  SERVER_NOTIFICATION_METHODS,
+  type ServerNotificationMethod,
+  type ServerNotifications,
 } from "./protocol";
 
 /** Options of the `initialize` handshake and of `close()`, for `spawn()` and `connect()`. */
@@ -22,7 +27,13 @@ export interface HandshakeOptions {
   /** Sent as `clientInfo.version`. */
   clientVersion?: string;
   /** Sent as `initializationOptions` in the `initialize` params. */
-  initializationOptions?: unknown;
+  initializationOptions?: Record<string, unknown>;
+  /**
+   * The daemon's TCP auth token (`authToken` in daemon.json), sent as
+   * `initializationOptions.authToken`. A daemon's TCP listener closes the connection without it.
+   * `attach({ transport: "tcp" })` reads it for you.
+   */
+  authToken?: string;
   /** How long to wait for the `initialize` reply before giving up. Default 30 000 ms. */
   startTimeoutMs?: number;
   /** How long `close()` waits at each step before killing the bridge. Default 5 000 ms. */
@@ -73,12 +84,20 @@ export class CircleBridgeClient {
   readonly #connection: MessageConnection;
   readonly #endpoint: Endpoint;
   readonly #closeTimeoutMs: number;
+  readonly #listeners: Map<ServerNotificationMethod, Set<(params: never) => void>>;
   #ended = false;
   #closing: Promise<number | null> | undefined;
 
   /** Use `spawn()` or `connect()`; this runs no handshake. */
-  constructor(connection: MessageConnection, endpoint: Endpoint, initialized: InitializeResult, closeTimeoutMs: number) {
+  constructor(
+    connection: MessageConnection,
+    endpoint: Endpoint,
+    initialized: InitializeResult,
+    closeTimeoutMs: number,
+    listeners: Map<ServerNotificationMethod, Set<(params: never) => void>> = listenersOf(connection),
+  ) {
     this.#connection = connection;
+    this.#listeners = listeners;
     this.#endpoint = endpoint;
     this.#closeTimeoutMs = closeTimeoutMs;
     this.serverInfo = initialized.serverInfo;
@@ -126,6 +145,35 @@ export class CircleBridgeClient {
       return token === undefined
         ? await this.#connection.sendRequest<Requests[M]["result"]>(method, params)
         : await this.#connection.sendRequest<Requests[M]["result"]>(method, params, token);
+    } catch (error) {
+      throw toCircleBridgeError(error, method);
+    }
+  }
+
+  /**
+   * Call `handler` for every `method` notification the bridge sends: `$/progress` (for requests
+   * that carried a `workDoneToken`, e.g. `circle.createCircle`) and `circle/tokenNeeded` (with
+   * `CIRCLE_TOKEN_SOURCE=client`: answer with `circle.initialize({ token })`). Returns a
+   * `Disposable` that unsubscribes. A handler that throws is logged by vscode-jsonrpc and does not
+   * stop the others.
+   */
+  onNotification<M extends ServerNotificationMethod>(method: M, handler: (params: ServerNotifications[M]) => void): Disposable {
+    const handlers = this.#listeners.get(method);
+    if (handlers === undefined) {
+      throw new TypeError(`${method} is not a notification the bridge sends (${SERVER_NOTIFICATION_METHODS.join(", ")})`);
+    }
+    const entry = handler as (params: never) => void;
+    handlers.add(entry);
+    return { dispose: () => void handlers.delete(entry) };
+  }
+
+  /**
+   * Send a client-to-server notification, e.g.
+   * `notify("window/workDoneProgress/cancel", { token })` to cancel a request by its progress token.
+   */
+  async notify<M extends NotificationMethod>(method: M, params: Notifications[M]["params"]): Promise<void> {
+    try {
+      await this.#connection.sendNotification(method, params);
     } catch (error) {
       throw toCircleBridgeError(error, method);
     }
@@ -187,6 +235,7 @@ export class CircleBridgeClient {
  */
 export async function open(endpoint: Endpoint, options: HandshakeOptions): Promise<CircleBridgeClient> {
   const connection = createMessageConnection(endpoint.reader, endpoint.writer);
+  const listeners = listenersOf(connection); // before listen(): nothing the bridge sends is missed
   // The stream is over once the peer is gone: reject what is still pending instead of hanging.
   void endpoint.ended.then(() => connection.dispose());
   connection.listen();
@@ -196,8 +245,13 @@ export async function open(endpoint: Endpoint, options: HandshakeOptions): Promi
       name: options.clientName ?? "circle-bridge-client",
       ...(options.clientVersion === undefined ? {} : { version: options.clientVersion }),
     },
-    ...(options.initializationOptions === undefined ? {} : { initializationOptions: options.initializationOptions }),
   };
+  if (options.initializationOptions !== undefined || options.authToken !== undefined) {
+    params["initializationOptions"] = {
+      ...options.initializationOptions,
+      ...(options.authToken === undefined ? {} : { authToken: options.authToken }),
+    };
+  }
   const startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   let result: InitializeResult | typeof TIMED_OUT;
   try {
@@ -226,5 +280,24 @@ export async function open(endpoint: Endpoint, options: HandshakeOptions): Promi
       { method: "initialize" },
     );
   }
-  return new CircleBridgeClient(connection, endpoint, result, options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+  return new CircleBridgeClient(connection, endpoint, result, options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS, listeners);
+}
+
+/**
+ * One vscode-jsonrpc handler per server notification, fanning out to the subscribed handlers.
+ * It replaces vscode-jsonrpc's own `$/progress` routing (`onProgress`), which this client does
+ * not expose: `onNotification("$/progress")` sees every token.
+ */
+function listenersOf(connection: MessageConnection): Map<ServerNotificationMethod, Set<(params: never) => void>> {
+  const listeners = new Map<ServerNotificationMethod, Set<(params: never) => void>>();
+  for (const method of SERVER_NOTIFICATION_METHODS) {
+    const handlers = new Set<(params: never) => void>();
+    listeners.set(method, handlers);
+    connection.onNotification(method, (params: unknown) => {
+      for (const handler of [...handlers]) {
+        handler(params as never);
+      }
+    });
+  }
+  return listeners;
 }

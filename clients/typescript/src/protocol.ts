@@ -603,6 +603,22 @@ export const NOTIFICATION_METHODS: readonly NotificationMethod[] = [
   "window/workDoneProgress/cancel",
 ];
 
+/** Server-to-client notifications (`onNotification`): method name -> params type. */
+export interface ServerNotifications {
+  /** The bridge needs a token from the client (`CIRCLE_TOKEN_SOURCE=client`). Server to client, a notification. Sent to every initialized connection when no token is there yet, when the current one enters its last fifth of life, and when it has expired; each reason once per token. Get a token from your backend and send `circle/initialize` with `{token}`. Until then calls that need a token fail with -33020. */
+  "circle/tokenNeeded": TokenNeededParams;
+  /** Work-done progress (LSP) of a request that carried a `workDoneToken`. Server to client, a notification, as LSP's work-done progress: `begin`, `report`s, then `end`, all before the request's reply. Sent only for requests whose params carried a `workDoneToken`. */
+  "$/progress": ProgressParams;
+}
+
+export type ServerNotificationMethod = keyof ServerNotifications;
+
+/** Every server-to-client notification method, in document order. */
+export const SERVER_NOTIFICATION_METHODS: readonly ServerNotificationMethod[] = [
+  "circle/tokenNeeded",
+  "$/progress",
+];
+
 /** The `circle/*` methods, one wrapper per protocol method, named after it. */
 export interface CircleMethods {
   /** `circle/isServiceRunning`: Is the local CircleService reachable? Any HTTP answer on `GET /` of the service URL counts as running, as in Circle's SDK, and so does an https service whose certificate this machine does not trust: `running: true` with a `tlsProblem` that says what to fix. Needs no credentials and never fails for a dead service: it answers `running: false`. */

@@ -1,5 +1,6 @@
 // Real processes for the tests: the Circle emulator and the bridge binary. No mocks.
 import * as childProcess from "node:child_process";
+import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import * as readline from "node:readline";
@@ -31,6 +32,8 @@ export interface Emulator {
   /** The CIRCLE_* settings that point a bridge at this emulator. */
   readonly env: Record<string, string>;
   setFaults(faults: Record<string, boolean | number>): Promise<void>;
+  /** The emulator's request counters (`tokenRequests`, `serviceRequests`, `enumCircles`, ...). */
+  stats(): Promise<Record<string, number>>;
   reset(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -108,6 +111,10 @@ export async function startEmulator(): Promise<Emulator> {
     info,
     env,
     setFaults: (faults) => post(`${info.controlUrl}/faults`, faults),
+    stats: async () => {
+      const response = await fetch(`${info.controlUrl}/state`, { signal: AbortSignal.timeout(10_000) });
+      return ((await response.json()) as { stats: Record<string, number> }).stats;
+    },
     reset: () => post(`${info.controlUrl}/reset`, {}),
     stop: () => stopChild(child),
   };
@@ -169,4 +176,64 @@ export async function startSocketProxy(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A daemon this test started: `circle-bridge serve --socket --tcp 0` in its own runtime dir. */
+export interface Daemon {
+  readonly runtimeDir: string;
+  /** What it printed on its first stdout line (the daemon.json keys, without the token). */
+  readonly announced: { pid: number; socket: string; tcp: string };
+  /** SIGTERM (which drains) and wait for it; then remove the runtime dir. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A short private runtime dir under /tmp: a socket path must fit in 103 bytes, which
+ * os.tmpdir()-based paths on macOS may not.
+ */
+export function privateRuntimeDir(): string {
+  return fs.mkdtempSync("/tmp/cb-ts-");
+}
+
+export async function startDaemon(env: Record<string, string>, runtimeDir: string = privateRuntimeDir()): Promise<Daemon> {
+  const child = childProcess.spawn(BRIDGE_BIN, ["serve", "--socket", "--tcp", "0"], {
+    env: { ...process.env, ...env, CIRCLE_BRIDGE_RUNTIME_DIR: runtimeDir },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = readline.createInterface({ input: child.stdout });
+  const firstLine = new Promise<string>((resolve, reject) => {
+    lines.once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`daemon exited with ${String(code)} before announcing itself`)));
+  });
+  let announced: Daemon["announced"];
+  try {
+    announced = JSON.parse(await within(firstLine, START_TIMEOUT_MS, "daemon's JSON line")) as Daemon["announced"];
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  } finally {
+    lines.close();
+  }
+  child.stdout.resume();
+  return {
+    runtimeDir,
+    announced,
+    stop: async () => {
+      await stopChild(child);
+      fs.rmSync(runtimeDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Stop the daemon that `circle-bridge connect` started in `runtimeDir` (`circle-bridge stop`). */
+export async function stopDaemonIn(runtimeDir: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const child = childProcess.spawn(BRIDGE_BIN, ["stop"], {
+      env: { ...process.env, CIRCLE_BRIDGE_RUNTIME_DIR: runtimeDir },
+      stdio: "ignore",
+    });
+    child.once("exit", () => resolve());
+    child.once("error", () => resolve());
+  });
+  fs.rmSync(runtimeDir, { recursive: true, force: true });
 }

@@ -16,8 +16,12 @@ it("exports exactly the public surface", () => {
     "NOTIFICATION_METHODS",
     "PROTOCOL_VERSION",
     "REQUEST_METHODS",
+    "SERVER_NOTIFICATION_METHODS",
+    "attach",
     "connect",
     "errorName",
+    "readDaemonState",
+    "runtimeDir",
     "spawn",
   ]);
 });
