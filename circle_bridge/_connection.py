@@ -150,8 +150,12 @@ class Connection:
             closed.cancel()
             self._stop_methods()
             self.lifecycle.stop()
-            for future in list(self.protocol._request_futures.values()):
+            unanswered = [cast("asyncio.Future[Any]", f) for f in self.protocol._request_futures.values()]
+            for future in unanswered:
                 future.cancel()
+            if unanswered:
+                # their -32800 replies are written by done-callbacks: let those run before the flush
+                await asyncio.wait(unanswered, timeout=5)
             self._flush()
             with contextlib.suppress(ConnectionError, TimeoutError):
                 await asyncio.wait_for(self._writer.drain(), timeout=5)

@@ -25,6 +25,9 @@ PROTOCOL_VERSION = "1.1"
 anything is removed or changes meaning. See protocol/README.md, "Versioning"."""
 
 NonEmpty = Annotated[str, Meta(min_length=1)]
+PID_MAX = 4_194_304
+"""The largest process id any supported OS hands out (Linux's PID_MAX_LIMIT): a larger
+`processId` could never be watched, so it is refused rather than silently ignored."""
 ProgressToken = int | str
 """LSP's ProgressToken: the client chooses it; `$/progress` notifications carry it back."""
 
@@ -46,7 +49,7 @@ class InitializeParams(Struct, rename="camel", omit_defaults=True):
     """LSP-style `initialize` params. Other LSP fields (rootUri, capabilities, ...) are accepted and
     ignored, so stock LSP clients can connect."""
 
-    process_id: int | UnsetType | None = UNSET
+    process_id: Annotated[int, Meta(ge=1, le=PID_MAX)] | UnsetType | None = UNSET
     """The parent process: on stdio the bridge exits when it dies."""
     client_info: ClientInfo | UnsetType = UNSET
 

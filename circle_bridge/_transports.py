@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -85,11 +86,22 @@ async def _fd_writer(loop: asyncio.AbstractEventLoop, fd: int) -> FrameWriter:
     return asyncio.StreamWriter(transport, protocol, None, loop)
 
 
-async def serve_stdio(new_connection: ConnectionFactory, protocol_fd: int) -> int:
-    """Serve one connection on stdin and ``protocol_fd`` until EOF or `exit`; its exit code."""
+async def serve_stdio(new_connection: ConnectionFactory, protocol_fd: int, *, own_sigterm: bool = True) -> int:
+    """Serve one connection on stdin and ``protocol_fd`` until EOF or `exit`; its exit code.
+    ``own_sigterm``: SIGTERM drains this connection (off when a daemon owns the signal)."""
     loop = asyncio.get_running_loop()
     reader = await _stdin_reader(loop)
     writer = await _fd_writer(loop, protocol_fd)
     connection = new_connection(writer)
     log.info("serving JSON-RPC on stdio")
-    return await connection.run(reader)
+    # SIGTERM drains: requests already read are answered (bounded), then the process exits 0
+    draining: list[asyncio.Task[None]] = []
+    if own_sigterm:
+        loop.add_signal_handler(signal.SIGTERM, lambda: draining.append(asyncio.ensure_future(connection.finish())))
+    try:
+        return await connection.run(reader)
+    finally:
+        if own_sigterm:
+            loop.remove_signal_handler(signal.SIGTERM)
+        for task in draining:
+            task.cancel()

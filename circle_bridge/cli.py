@@ -222,7 +222,7 @@ async def _serve_daemon(
 
     async def stdio() -> int:
         try:
-            return await serve_stdio(tracked_stdio_connection, stdio_fd)
+            return await serve_stdio(tracked_stdio_connection, stdio_fd, own_sigterm=False)
         finally:
             for connection in served:
                 daemon.clients.remove(connection)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -95,13 +96,14 @@ class _Runtime:
         faults: Faults,
         stats: dict[str, int],
         authority: TokenAuthority,
+        control_token: str,
     ) -> None:
         self._config = config
         self._tls = tls
         self._faults = faults
         self._stats = stats
         self._authority = authority
-        self._token_app = TokenApp(config, authority, faults, stats, self)
+        self._token_app = TokenApp(config, authority, faults, stats, self, control_token)
         self._service_app = ServiceApp(config, authority, faults, stats)
         self._service: _Listener | None = None
         self._service_port = 0
@@ -237,6 +239,9 @@ class Emulator:
         self._ports: tuple[int, int] | None = None
         self._tls: TlsFiles | None = None
         self._temp_dir: str | None = None
+        # The control API lives under a path only this run knows (printed as part of controlUrl):
+        # a web page the developer visits cannot guess it, so it cannot flip faults or read state.
+        self.control_token = secrets.token_urlsafe(16)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -269,7 +274,9 @@ class Emulator:
             def main() -> None:
                 async def run() -> None:
                     self._loop = asyncio.get_running_loop()
-                    self._runtime = _Runtime(self.config, self._tls, self.faults, self.stats, self._authority)
+                    self._runtime = _Runtime(
+                        self.config, self._tls, self.faults, self.stats, self._authority, self.control_token
+                    )
                     await self._runtime.run(token_sock, service_sock, ready.set)
 
                 try:
@@ -340,7 +347,7 @@ class Emulator:
 
     @property
     def control_url(self) -> str:
-        return f"http://{_url_host(self.config.host)}:{self._port(0)}/_emulator"
+        return f"http://{_url_host(self.config.host)}:{self._port(0)}/_emulator/{self.control_token}"
 
     @property
     def ca_file(self) -> str | None:

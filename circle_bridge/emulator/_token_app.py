@@ -87,6 +87,7 @@ class TokenApp:
         faults: Faults,
         stats: dict[str, int],
         control: Control,
+        control_token: str,
     ) -> None:
         self._authority = authority
         self._faults = faults
@@ -102,10 +103,11 @@ class TokenApp:
         # anyway, so the entry can go.
         self._seen: dict[tuple[str, str, str, str], float] = {}
         self._next_prune = 0.0
+        self._control_prefix = f"/_emulator/{control_token}"
         self._control_routes: dict[str, Callable[[Receive], Awaitable[Reply]]] = {
-            "/_emulator/faults": self._set_faults,
-            "/_emulator/revoke": self._revoke,
-            "/_emulator/reset": self._reset,
+            f"{self._control_prefix}/faults": self._set_faults,
+            f"{self._control_prefix}/revoke": self._revoke,
+            f"{self._control_prefix}/reset": self._reset,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,7 +120,9 @@ class TokenApp:
             reply = Reply(307, b"", extra=((b"location", location),))
         elif path == "/api/token" or (path == "/api/v2/token" and self._config.token_redirect):
             reply = await self._token(scope)
-        elif path == "/_emulator/state":
+        elif path.startswith("/_emulator/") and (refusal := _control_refusal(scope)) is not None:
+            reply = refusal
+        elif path == f"{self._control_prefix}/state":
             reply = Reply.json(200, self._control.state()) if scope["method"] == "GET" else _GET_ONLY
         elif (handler := self._control_routes.get(path)) is not None:
             reply = await handler(receive) if scope["method"] == "POST" else _POST_ONLY
@@ -186,6 +190,10 @@ class TokenApp:
         self._seen = {k: until for k, until in self._seen.items() if until >= now}
 
     # -- control API -----------------------------------------------------------------------
+    # Guarded like a local developer API should be against the browser on the same machine: a
+    # per-run secret path (see Emulator.control_token), a JSON content type on every POST (a page
+    # cannot send one cross-origin without a CORS preflight, which is never granted), and no
+    # request that names another origin.
 
     async def _set_faults(self, receive: Receive) -> Reply:
         body = await read_body(receive)
@@ -210,6 +218,21 @@ class TokenApp:
     async def _reset(self, receive: Receive) -> Reply:
         await self._control.reset()
         return Reply.json(200, self._control.state())
+
+
+def _control_refusal(scope: Scope) -> Reply | None:
+    headers = {k.lower(): v for k, v in scope.get("headers", [])}
+    origin = headers.get(b"origin")
+    if origin is not None:
+        server = scope.get("server") or ("", 0)
+        own = {f"http://{server[0]}:{server[1]}".encode(), f"http://localhost:{server[1]}".encode()}
+        if origin not in own:
+            return Reply.json(403, {"Message": "the control API refuses requests from other origins"})
+    if scope["method"] == "POST":
+        media = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+        if media != b"application/json":
+            return Reply.json(415, {"Message": "the control API takes Content-Type: application/json"})
+    return None
 
 
 def _decode(raw: bytes, name: str, mode: str) -> str:

@@ -87,3 +87,39 @@ def test_stray_output_cannot_corrupt_the_protocol_stream() -> None:
     assert result.stdout == b"Content-Length: 2\r\n\r\n{}"
     for stray in (b"stray print", b"child output", b"raw fd 1 write"):
         assert stray in result.stderr
+
+
+def test_sigterm_answers_what_is_in_flight_then_exits_0(emulator: Emulator) -> None:
+    import signal
+
+    from circle_bridge.emulator import SEED_CIRCLES
+    from tests.bridge_harness import wait_until
+
+    async def scenario() -> None:
+        bridge = await start_bridge(bridge_env(emulator))
+        client = bridge.client
+        assert client.process is not None
+        emulator.set_faults(serviceDelay=1.0)
+        before = emulator.stats["enumTopics"]
+        slow = asyncio.ensure_future(
+            client.request_raw("circle/enumTopics", {"circleId": SEED_CIRCLES[0]["CircleId"]}, msg_id="slow")
+        )
+        await wait_until(lambda: emulator.stats["enumTopics"] == before + 1)
+        client.process.send_signal(signal.SIGTERM)
+        reply = await slow
+        assert reply["result"]["topics"], reply
+        assert await asyncio.wait_for(client.process.wait(), 20) == 0
+        assert "Traceback" not in bridge.stderr
+
+    run(scenario())
+
+
+def test_a_process_id_that_could_never_be_watched_is_refused(shared_emulator: Emulator) -> None:
+    async def scenario() -> None:
+        bridge = await start_bridge(bridge_env(shared_emulator), initialize=False)
+        reply = await bridge.client.request_raw("initialize", {"processId": 2**40})
+        assert reply["error"]["code"] == -32602
+        assert reply["error"]["data"]["field"] == "processId"
+        await bridge.client.close()
+
+    run(scenario())

@@ -180,7 +180,8 @@ def test_describe_names_every_endpoint(shared: Emulator) -> None:
     assert shared.token_url.endswith("/api/token")
     assert info["serviceUrl"] == shared.service_url
     assert shared.service_url.startswith("http://127.0.0.1:")
-    assert shared.control_url == shared.token_url.replace("/api/token", "/_emulator")
+    assert shared.control_url == shared.token_url.replace("/api/token", f"/_emulator/{shared.control_token}")
+    assert len(shared.control_token) >= 16
     assert info["caFile"] is None
     assert info["tokenTtl"] == 600
     assert info["secret"] == DEMO_CREDENTIALS.secret
@@ -634,7 +635,7 @@ def test_bad_fault_requests_are_400(emu: Emulator, client: httpx.Client) -> None
     assert client.post(faults, json={"serviceDown": "yes"}).status_code == 400
     assert client.post(faults, json={"nope": True}).status_code == 400
     assert client.post(faults, json=[1]).status_code == 400
-    assert client.post(faults, content=b"{").status_code == 400
+    assert client.post(faults, content=b"{", headers={"content-type": "application/json"}).status_code == 400
     assert client.get(faults).status_code == 405
     assert client.get(f"{emu.control_url}/nothing").status_code == 404
     assert emu.faults == Faults()
@@ -643,12 +644,30 @@ def test_bad_fault_requests_are_400(emu: Emulator, client: httpx.Client) -> None
 def test_revoke_over_http(emu: Emulator, client: httpx.Client) -> None:
     token = fetch_token(client, emu)
     assert authorize(client, emu, token).status_code == 200
-    assert client.post(f"{emu.control_url}/revoke").status_code == 200
+    assert client.post(f"{emu.control_url}/revoke", json={}).status_code == 200
     assert call(client, emu, "enumCircles", {}, bearer_headers(token)).status_code == 401
     assert authorize(client, emu, token).status_code == 401
     fresh = fetch_token(client, emu)
     assert authorize(client, emu, fresh).status_code == 200
     assert call(client, emu, "enumCircles", {}, bearer_headers(fresh)).status_code == 200
+
+
+def test_the_control_api_refuses_what_a_web_page_could_send(emu: Emulator, client: httpx.Client) -> None:
+    """A page the developer visits may POST to loopback: it cannot know the per-run path, cannot
+    send a JSON content type without a preflight, and names its own origin."""
+    faults = f"{emu.control_url}/faults"
+    guessed = emu.control_url.rsplit("/", 1)[0] + "/faults"
+    assert client.post(guessed, json={"serviceDown": True}).status_code == 404
+    assert (
+        client.post(faults, content=b'{"serviceDown": true}', headers={"content-type": "text/plain"}).status_code == 415
+    )
+    assert client.post(faults, content=b'{"serviceDown": true}').status_code == 415
+    evil = {"origin": "https://evil.example"}
+    assert client.post(faults, json={"serviceDown": True}, headers=evil).status_code == 403
+    assert client.get(f"{emu.control_url}/state", headers=evil).status_code == 403
+    assert emu.faults == Faults()
+    assert client.post(faults, json={"serviceDown": True}).status_code == 200  # control: the real client works
+    assert emu.faults.service_down
 
 
 def test_revoke_in_process(emu: Emulator, client: httpx.Client) -> None:
@@ -660,7 +679,7 @@ def test_revoke_in_process(emu: Emulator, client: httpx.Client) -> None:
 def test_reset_clears_faults_and_stats(emu: Emulator, client: httpx.Client) -> None:
     set_faults(client, emu, serviceDown=True, tokenRefuse=True, serviceDelay=1.5)
     client.get(token_url(emu, DEMO_CREDENTIALS, fresh_nonce()))
-    state = client.post(f"{emu.control_url}/reset").json()
+    state = client.post(f"{emu.control_url}/reset", json={}).json()
     assert state == {"faults": Faults().to_json(), "stats": dict.fromkeys(emu.stats, 0)}
     assert client.get(f"{emu.service_url}/").status_code == 200
     set_faults(client, emu, tokenRefuse=True)

@@ -250,6 +250,8 @@ def _namespace_interface(namespace: str, methods: list[dict[str, Any]], errors: 
             result = method.get("result")
             schema = result.get("schema") if isinstance(result, dict) else None
             result_type = ts_type(schema) if isinstance(schema, dict) else "unknown"
+            if params and optional:  # the token alone, too (the client tells the shapes apart)
+                out.append(f"  {short}(token?: CancellationToken): Promise<{result_type}>;")
             out.append(f"  {short}({params}token?: CancellationToken): Promise<{result_type}>;")
         else:
             out.append(f"  {short}({params.removesuffix(', ')}): Promise<void>;")
