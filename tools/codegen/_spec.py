@@ -4,6 +4,7 @@ would make any generated catalogue ambiguous."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,22 @@ def read_spec(spec: dict[str, Any]) -> Spec:
 def schema_ref_name(ref: str) -> str | None:
     """The schema name of a local `$ref`, or None for any other reference."""
     return ref.removeprefix(SCHEMA_REF) if ref.startswith(SCHEMA_REF) else None
+
+
+def wrapper_namespaces(methods: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The methods that get a typed wrapper in a per-namespace object (`circle/enumTopics` ->
+    `circle`, `enumTopics`), in document order. Every client applies the same rule: `$/...` is
+    LSP plumbing, and a method whose rest is not one identifier (`window/workDoneProgress/cancel`)
+    is sent by name through the client's generic notify, not wrapped."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for method in methods:
+        namespace, sep, rest = str(method["name"]).partition("/")
+        if sep and namespace != "$" and _IDENTIFIER.match(rest):
+            out.setdefault(namespace, []).append(method)
+    return out
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def method_kind(method: dict[str, Any]) -> str:

@@ -17,6 +17,13 @@ import (
 // (the demo key pair a developer's backend would hold); the shared one's key is not recorded.
 func ownEmulator(t *testing.T) (env []string, privateKey string) {
 	t.Helper()
+	env, privateKey, _ = ownEmulatorWithControl(t)
+	return env, privateKey
+}
+
+// ownEmulatorWithControl also returns the emulator's control URL (see emulatorStats).
+func ownEmulatorWithControl(t *testing.T) (env []string, privateKey, controlURL string) {
+	t.Helper()
 	cmd := exec.Command(bridgeBin, "emulator")
 	cmd.Stderr = os.Stderr
 	dieWithParent(cmd)
@@ -53,7 +60,7 @@ func ownEmulator(t *testing.T) (env []string, privateKey string) {
 		"CIRCLE_TOKEN_URL=" + info.TokenURL,
 		"CIRCLE_SERVICE_URL=" + info.ServiceURL,
 	}
-	return env, info.PrivateKey
+	return env, info.PrivateKey, info.ControlURL
 }
 
 // decryptAsBackend runs `circle-bridge unlock-codes decrypt`, as a developer's backend would.

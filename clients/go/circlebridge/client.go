@@ -80,7 +80,8 @@ func (e *Error) Retryable() bool {
 	return codeRetryable[e.Code]
 }
 
-// Options configure Spawn.
+// Options configure Spawn, Dial, Connect and Attach. Command, Args, Env and Stderr concern the
+// child process and apply to Spawn (and Attach's TransportConnect) only.
 type Options struct {
 	// Command is the bridge executable. Empty means $CIRCLE_BRIDGE_BIN if set, else
 	// "circle-bridge" looked up in PATH.
@@ -98,6 +99,19 @@ type Options struct {
 	// &circlebridge.ClientInfo{Name: "my-tool", Version: "1.2.0"}. Nil means
 	// {Name: "circle-bridge-go", Version: Version}.
 	ClientInfo *ClientInfo
+	// AuthToken is sent as initializationOptions.authToken in initialize: a daemon's TCP listener
+	// requires its token (authToken in daemon.json; Attach with TransportTCP reads it for you)
+	// and closes the connection without it. Empty sends none.
+	AuthToken string
+	// RuntimeDir is where Attach looks for daemon.json. Empty means RuntimeDir().
+	RuntimeDir string
+	// OnProgress receives the $/progress notifications of requests that carried a workDoneToken
+	// (Circle.CreateCircle). OnTokenNeeded receives circle/tokenNeeded (CIRCLE_TOKEN_SOURCE=client:
+	// answer with Circle.Initialize and a token). Both run on the connection's reader goroutine, in
+	// the order the bridge sent them: return quickly, and call the bridge from another goroutine
+	// (a call made inside the handler would wait for a reply that only this goroutine can read).
+	OnProgress    func(ProgressParams)
+	OnTokenNeeded func(TokenNeededParams)
 }
 
 // Client is one connection to a bridge. Create it with Spawn, Dial or Connect; end it with Close.
@@ -116,6 +130,9 @@ type Client struct {
 	readErr error                   // why the reader stopped; read it after done is closed
 	stray   func(id int64, msg *message)
 
+	onProgress    func(ProgressParams)
+	onTokenNeeded func(TokenNeededParams)
+
 	done      chan struct{} // closed when the reader goroutine returns
 	closeOnce sync.Once
 	closeErr  error
@@ -126,6 +143,7 @@ type Client struct {
 type message struct {
 	ID     json.RawMessage `json:"id"`
 	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
 	Result json.RawMessage `json:"result"`
 	Error  *Error          `json:"error"`
 }
@@ -207,41 +225,56 @@ func Spawn(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("circlebridge: spawn: %w", err)
 	}
 	pid := os.Getpid()
-	return start(ctx, pipeConn{stdout, stdin}, cmd, &pid, opts.ClientInfo)
+	return start(ctx, pipeConn{stdout, stdin}, cmd, &pid, opts)
 }
 
 // Dial connects to a bridge listening on network ("unix" or "tcp") at address and does the
 // initialize handshake. It sends no processId: a shared bridge must not exit with one client.
-func Dial(ctx context.Context, network, address string) (*Client, error) {
+// opts (at most one) gives the AuthToken a daemon's TCP port needs, the ClientInfo and the
+// notification handlers; Attach finds the address and token in daemon.json for you.
+func Dial(ctx context.Context, network, address string, opts ...Options) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, fmt.Errorf("circlebridge: dial: %w", err)
 	}
-	return Connect(ctx, conn)
+	return Connect(ctx, conn, opts...)
 }
 
 // Connect speaks the protocol over conn (any byte stream to a bridge) and does the initialize
-// handshake. Close closes conn. On error conn is closed.
-func Connect(ctx context.Context, conn io.ReadWriteCloser) (*Client, error) {
-	return start(ctx, conn, nil, nil, nil)
+// handshake. Close closes conn. On error conn is closed. opts as for Dial.
+func Connect(ctx context.Context, conn io.ReadWriteCloser, opts ...Options) (*Client, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	return start(ctx, conn, nil, nil, o)
 }
 
-func start(ctx context.Context, conn io.ReadWriteCloser, proc *exec.Cmd, pid *int, info *ClientInfo) (*Client, error) {
+func start(ctx context.Context, conn io.ReadWriteCloser, proc *exec.Cmd, pid *int, opts Options) (*Client, error) {
 	c := &Client{
-		conn:     conn,
-		proc:     proc,
-		writeSem: make(chan struct{}, 1),
-		pending:  map[int64]chan *message{},
-		done:     make(chan struct{}),
+		conn:          conn,
+		proc:          proc,
+		writeSem:      make(chan struct{}, 1),
+		pending:       map[int64]chan *message{},
+		done:          make(chan struct{}),
+		onProgress:    opts.OnProgress,
+		onTokenNeeded: opts.OnTokenNeeded,
 	}
 	c.Circle = &CircleService{c: c}
 	go c.readLoop()
+	info := opts.ClientInfo
 	if info == nil {
 		info = &ClientInfo{Name: "circle-bridge-go", Version: Version}
 	}
+	params := InitializeParams{ProcessID: pid, ClientInfo: info}
+	if opts.AuthToken != "" {
+		params.Extra = map[string]json.RawMessage{}
+		token, _ := json.Marshal(map[string]string{"authToken": opts.AuthToken})
+		params.Extra["initializationOptions"] = token
+	}
 	var result InitializeResult
-	err := c.Call(ctx, MethodInitialize, InitializeParams{ProcessID: pid, ClientInfo: info}, &result)
+	err := c.Call(ctx, MethodInitialize, params, &result)
 	if err == nil {
 		c.init = result
 		err = c.Notify(ctx, MethodInitialized, nil)
@@ -497,7 +530,7 @@ func (c *Client) readLoop() {
 }
 
 // dispatch routes one frame. Replies go to their pending call; requests from the server are
-// answered MethodNotFound (the protocol defines none); notifications are ignored.
+// answered MethodNotFound (the protocol defines none); notifications go to their handler, if any.
 func (c *Client) dispatch(body []byte) error {
 	var msg message
 	if err := json.Unmarshal(body, &msg); err != nil {
@@ -505,6 +538,7 @@ func (c *Client) dispatch(body []byte) error {
 	}
 	if msg.Method != "" {
 		if msg.ID == nil {
+			c.notified(&msg)
 			return nil
 		}
 		reply, err := json.Marshal(errorReply{JSONRPC: "2.0", ID: msg.ID, Error: wireError{
@@ -541,6 +575,23 @@ func (c *Client) dispatch(body []byte) error {
 		stray(id, &msg)
 	}
 	return nil
+}
+
+// notified hands a server notification to its handler. One the handler cannot decode is dropped:
+// a notification has no reply to carry the error, and the stream itself is intact.
+func (c *Client) notified(msg *message) {
+	switch msg.Method {
+	case MethodProgress:
+		var params ProgressParams
+		if c.onProgress != nil && json.Unmarshal(msg.Params, &params) == nil {
+			c.onProgress(params)
+		}
+	case MethodCircleTokenNeeded:
+		var params TokenNeededParams
+		if c.onTokenNeeded != nil && json.Unmarshal(msg.Params, &params) == nil {
+			c.onTokenNeeded(params)
+		}
+	}
 }
 
 func decodeReply(method string, msg *message, result any) error {

@@ -159,12 +159,18 @@ func setFaults(t *testing.T, faults map[string]any) {
 
 func postControl(t *testing.T, path string, body map[string]any) {
 	t.Helper()
+	postTo(t, emulator.ControlURL, path, body)
+}
+
+// postTo posts to the control API of the emulator at controlURL (see ownEmulatorWithControl).
+func postTo(t *testing.T, controlURL, path string, body map[string]any) {
+	t.Helper()
 	data, err := json.Marshal(body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Post(emulator.ControlURL+path, "application/json", bytes.NewReader(data))
+	resp, err := client.Post(controlURL+path, "application/json", bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}

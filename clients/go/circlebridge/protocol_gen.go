@@ -49,6 +49,12 @@ const (
 	MethodCircleGetSecret              = "circle/getSecret"
 )
 
+// Notifications the bridge sends (see Options.OnProgress and Options.OnTokenNeeded).
+const (
+	MethodCircleTokenNeeded = "circle/tokenNeeded"
+	MethodProgress          = "$/progress"
+)
+
 // Error codes of the protocol's error catalogue (components.errors); see Error.Name.
 const (
 	// CodeParseError (-32700, "Parse error"): The frame was not valid UTF-8 JSON, or its header was
@@ -1615,7 +1621,7 @@ func (s ServerInfo) MarshalJSON() ([]byte, error) {
 type TokenNeededParams struct {
 	// `missing`: no token yet; `expiring`: the current one is in its last fifth of life (calls still
 	// work); `expired`: calls fail with -33020 until a token arrives.
-	Reason json.RawMessage `json:"reason"`
+	Reason string `json:"reason"`
 	// Seconds the current token is still valid for (0 when missing or expired).
 	ExpiresIn float64                    `json:"expiresIn"`
 	Extra     map[string]json.RawMessage `json:"-"`
@@ -1860,7 +1866,7 @@ func (w *WorkDoneProgressCancelParams) UnmarshalJSON(data []byte) error {
 //
 // Fields not listed here are kept in Extra (keys as sent) and written back by MarshalJSON.
 type WorkDoneProgressValue struct {
-	Kind json.RawMessage `json:"kind"`
+	Kind string `json:"kind"`
 	// `begin` only.
 	Title string `json:"title,omitempty"`
 	// `begin` only: true, the request can be cancelled with `$/cancelRequest`.
@@ -1902,21 +1908,6 @@ func (w *WorkDoneProgressValue) UnmarshalJSON(data []byte) error {
 func (w WorkDoneProgressValue) MarshalJSON() ([]byte, error) {
 	type plain WorkDoneProgressValue // the same fields without these methods
 	return marshalWithExtra(plain(w), w.Extra, []string{"kind", "title", "cancellable", "message"})
-}
-
-// WindowService holds the window/* methods; use it as Client.Window.
-type WindowService struct {
-	c *Client
-}
-
-// WorkDoneProgressCancel calls window/workDoneProgress/cancel: Cancel a request through its
-// progress token (LSP).
-//
-// A notification, for UIs that offer a cancel button on progress marked `cancellable`. It cancels
-// the running request that reports `$/progress` with this token, exactly as `$/cancelRequest` with
-// its id would: the request is answered with -32800. Unknown or finished tokens are ignored.
-func (s *WindowService) WorkDoneProgressCancel(ctx context.Context, params WorkDoneProgressCancelParams) error {
-	return s.c.Notify(ctx, MethodWindowWorkDoneProgressCancel, params)
 }
 
 // CircleService holds the circle/* methods; use it as Client.Circle.
