@@ -3,6 +3,7 @@
 #
 #   bash clients/neovim/test/run.sh
 #
+# NVIM_TESTS: the test files to run (default: test/test_*.lua).
 # CIRCLE_BRIDGE_BIN: the circle-bridge executable (default: ../../.venv/bin/circle-bridge,
 # relative to clients/neovim). Exits non-zero on any failure; the last line on stdout is
 # `neovim: N passed, M failed`.
@@ -76,7 +77,7 @@ export XDG_CONFIG_HOME="$WORK/config" XDG_DATA_HOME="$WORK/data" XDG_STATE_HOME=
 # to load or run to its end (it always quits on its own otherwise); pipefail makes nvim's exit
 # code the pipeline's.
 rc=0
-for test_file in test/test_*.lua; do
+for test_file in ${NVIM_TESTS:-test/test_*.lua}; do
   timeout -k 5 60 nvim --headless -u NONE -i NONE --cmd "set rtp+=$PLUGIN_DIR" \
     -c "luafile $test_file" -c "cquit 2" </dev/null | tee -a "$WORK/nvim.out" || rc=$?
 done

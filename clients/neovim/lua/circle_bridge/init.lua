@@ -1,7 +1,7 @@
---- circle_bridge: talk to a `circle-bridge serve --stdio` process from Neovim (0.7+).
+--- circle_bridge: talk to circle-bridge from Neovim (0.7+): a `circle-bridge serve --stdio`
+--- process of its own, or this user's shared daemon (`transport` in setup()).
 ---
---- One bridge process per Neovim, started on the first call and shared by every call after
---- it. Every async function takes `cb(err, result)`: `err` is nil on success, otherwise
+--- One connection per Neovim, opened on the first call and shared by every call after it. Every async function takes `cb(err, result)`: `err` is nil on success, otherwise
 --- `{ code, name, message, data }` where `code`/`message`/`data` are the JSON-RPC error and
 --- `name` is its catalogue name from `protocol.lua` (nil for errors raised on this side, e.g.
 --- the bridge could not be started).
@@ -26,7 +26,17 @@ local defaults = {
   request_timeout_ms = 30000,
   -- after `exit`, how long to wait before sending SIGTERM.
   exit_timeout_ms = 3000,
+  -- how to reach the bridge: 'stdio' runs `cmd`; 'connect' runs `{ cmd[1], 'connect' }`, which
+  -- attaches to this user's daemon or starts one; 'socket' and 'tcp' attach to a running daemon
+  -- (address, and for TCP the auth token, from daemon.json in `runtime_dir`).
+  transport = 'stdio',
+  -- where daemon.json is; nil: M.runtime_dir(), resolved as the Python CLI does.
+  runtime_dir = nil,
+  -- server notifications by method: { ['$/progress'] = fun(params), ['circle/tokenNeeded'] = fun(params) }
+  handlers = nil,
 }
+
+local transports = { stdio = true, connect = true, socket = true, tcp = true }
 
 local config = vim.deepcopy(defaults)
 
@@ -87,7 +97,19 @@ function M.setup(opts)
     cwd = { opts.cwd, 'string', true },
     request_timeout_ms = { opts.request_timeout_ms, 'number', true },
     exit_timeout_ms = { opts.exit_timeout_ms, 'number', true },
+    transport = { opts.transport, 'string', true },
+    runtime_dir = { opts.runtime_dir, 'string', true },
+    handlers = { opts.handlers, 'table', true },
   })
+  if opts.transport and not transports[opts.transport] then
+    error("circle_bridge.setup: transport must be 'stdio', 'connect', 'socket' or 'tcp'")
+  end
+  for method, handler in pairs(opts.handlers or {}) do
+    if not protocol.server_notifications[method] then
+      error('circle_bridge.setup: the bridge sends no notification ' .. tostring(method))
+    end
+    vim.validate({ [method] = { handler, 'function' } })
+  end
   if opts.cmd and type(opts.cmd[1]) ~= 'string' then
     error('circle_bridge.setup: cmd must be a list of strings, e.g. { "circle-bridge", "serve", "--stdio" }')
   end
@@ -174,13 +196,13 @@ local function send(c, method, params, cb)
   )
 end
 
-local function on_exit(c, code, signal)
+local function on_exit(c, code, signal, why)
   c.status = 'exited'
   c.exit = { code = code, signal = signal }
   if conn == c then
     conn = nil
   end
-  local reason = client_error(string.format('circle-bridge exited (code %d, signal %d)', code, signal))
+  local reason = client_error(why or string.format('circle-bridge exited (code %d, signal %d)', code, signal))
   c.idle_waiters = {}
   local pending = vim.tbl_values(c.pending)
   for _, finish in ipairs(pending) do
@@ -193,7 +215,8 @@ local function on_exit(c, code, signal)
   end
   if not c.stop_requested then
     vim.notify(
-      string.format('circle-bridge: the bridge exited unexpectedly (code %d, signal %d)', code, signal),
+      'circle-bridge: '
+        .. (why or string.format('the bridge exited unexpectedly (code %d, signal %d)', code, signal)),
       vim.log.levels.WARN
     )
   end
@@ -244,10 +267,115 @@ local function spawn(cmd, dispatchers, extra_spawn_params)
   return client
 end
 
+--- This user's circle-bridge runtime dir, resolved as the Python CLI resolves it:
+--- $CIRCLE_BRIDGE_RUNTIME_DIR, else $XDG_RUNTIME_DIR/circle-bridge, else $TMPDIR/circle-bridge on
+--- macOS, else /tmp/circle-bridge-<uid>. Empty variables count as unset.
+---@param env table|nil variables to read (default: Neovim's environment)
+---@param sysname string|nil the OS name as uv.os_uname() gives it (default: this machine's)
+---@return string
+function M.runtime_dir(env, sysname)
+  local function get(name)
+    local value
+    if env then
+      value = env[name]
+    else
+      value = vim.env[name]
+    end
+    if value == nil or value == '' then
+      return nil
+    end
+    return value
+  end
+  sysname = sysname or uv.os_uname().sysname
+  if get('CIRCLE_BRIDGE_RUNTIME_DIR') then
+    return get('CIRCLE_BRIDGE_RUNTIME_DIR')
+  end
+  if get('XDG_RUNTIME_DIR') then
+    return get('XDG_RUNTIME_DIR') .. '/circle-bridge'
+  end
+  if sysname == 'Darwin' and get('TMPDIR') then
+    return (get('TMPDIR'):gsub('/+$', '')) .. '/circle-bridge'
+  end
+  return '/tmp/circle-bridge-' .. uv.getuid()
+end
+
+--- The running daemon's daemon.json (`pid`, `socket`, `tcp`, `authToken`, `identity`, ...), or
+--- nil and a reason. `authToken` is a secret: never show or log it.
+---@param dir string|nil default: setup's runtime_dir, else M.runtime_dir()
+-- setup's runtime_dir, else the one its `env` (over Neovim's environment) resolves to.
+local function configured_runtime_dir()
+  if config.runtime_dir then
+    return config.runtime_dir
+  end
+  return M.runtime_dir(config.env and vim.tbl_extend('force', vim.fn.environ(), config.env) or nil)
+end
+
+function M.daemon_state(dir)
+  dir = dir or configured_runtime_dir()
+  local path = dir .. '/daemon.json'
+  local file = io.open(path, 'r')
+  if not file then
+    return nil, 'no daemon is recorded in ' .. dir
+  end
+  local text = file:read('*a')
+  file:close()
+  local ok, state = pcall(vim.json.decode, text)
+  if not ok or type(state) ~= 'table' or type(state.pid) ~= 'number' or type(state.authToken) ~= 'string' then
+    return nil, path .. ' is not a daemon state file'
+  end
+  return state
+end
+
+-- The RPC client for config.transport, and what initialize sends beyond clientInfo; or nil and a
+-- reason.
+local function open_transport(dispatchers)
+  local transport = config.transport
+  if transport == 'stdio' or transport == 'connect' then
+    local cmd = config.cmd
+    local env = config.env
+    if transport == 'connect' then
+      cmd = { cmd[1], 'connect' }
+      if config.runtime_dir then
+        env = vim.tbl_extend('force', env or {}, { CIRCLE_BRIDGE_RUNTIME_DIR = config.runtime_dir })
+      end
+    end
+    local rpc, reason = spawn(cmd, dispatchers, { cwd = config.cwd, env = env })
+    if rpc == nil then
+      return nil, string.format('could not start %s: %s', vim.inspect(cmd), reason)
+    end
+    return rpc, { processId = vim.fn.getpid() }
+  end
+  local state, reason = M.daemon_state()
+  local address, extra
+  if transport == 'socket' then
+    local dir = configured_runtime_dir()
+    address = { path = (state and state.socket ~= vim.NIL and state.socket) or (dir .. '/bridge.sock') }
+    extra = {} -- no processId: the daemon must not stop with one client
+  else
+    if state == nil then
+      return nil, reason
+    end
+    if type(state.tcp) ~= 'string' then
+      return nil, 'the daemon does not listen on TCP (start it with `circle-bridge serve --socket --tcp 0`)'
+    end
+    local host, port = state.tcp:match('^%[?(.-)%]?:(%d+)$')
+    address = { host = host, port = tonumber(port) }
+    extra = { initializationOptions = { authToken = state.authToken } }
+  end
+  local socket_dispatchers = {
+    notification = dispatchers.notification,
+    on_exit = function(code, signal, why)
+      on_exit(dispatchers.connection, code, signal, why)
+    end,
+  }
+  return require('circle_bridge.socket_rpc').connect(address, socket_dispatchers), extra
+end
+
 local function start()
   local c = { status = 'starting', pending = {}, on_ready = {}, exit_waiters = {}, idle_waiters = {} }
-  local cmd = config.cmd
-  local rpc, reason = spawn(cmd, {
+  local handlers = config.handlers or {}
+  local rpc, extra = open_transport({
+    connection = c,
     -- on_exit runs in a libuv callback (not schedule_wrapped in 0.7): no API calls there.
     on_exit = function(code, signal)
       vim.schedule(function()
@@ -261,17 +389,25 @@ local function start()
         vim.log.levels.WARN
       )
     end,
-  }, { cwd = config.cwd, env = config.env })
+    notification = function(method, params)
+      local handler = handlers[method]
+      if handler then
+        vim.schedule(function()
+          handler(params)
+        end)
+      end
+    end,
+  })
   if rpc == nil then
-    return nil, client_error(string.format('could not start %s: %s', vim.inspect(cmd), reason))
+    return nil, client_error(extra)
   end
   c.rpc = rpc
   conn = c
 
-  send(c, methods.initialize, {
-    processId = vim.fn.getpid(),
+  local params = vim.tbl_extend('force', {
     clientInfo = { name = 'circle_bridge.nvim', version = M.version },
-  }, function(err, result)
+  }, extra)
+  send(c, methods.initialize, params, function(err, result)
     if err then
       -- No handshake, no use for the process: end it and fail everything queued on it.
       c.stop_requested = true

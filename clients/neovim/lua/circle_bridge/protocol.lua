@@ -66,6 +66,12 @@ M.method_kinds = {
   ["circle/getSecret"] = "request",
 }
 
+--- Notifications the bridge sends (setup's `handlers`), with the LuaLS class of their params.
+M.server_notifications = {
+  ["circle/tokenNeeded"] = "circle_bridge.TokenNeededParams",
+  ["$/progress"] = "circle_bridge.ProgressParams",
+}
+
 --- Error codes by catalogue name.
 M.error_codes = {
   ParseError = -32700,
