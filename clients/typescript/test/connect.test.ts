@@ -1,5 +1,6 @@
-// connect() over a Unix socket and over TCP. The bridge has no listening daemon yet, so a tiny
-// net.Server in support.ts pipes each connection to a real `circle-bridge serve --stdio`.
+// connect() over a Unix socket and over TCP, against a tiny net.Server in support.ts that pipes each
+// connection to a real `circle-bridge serve --stdio` (so each test sees its own exit code). The
+// shared daemon itself is tested in daemon.test.ts.
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
