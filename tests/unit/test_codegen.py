@@ -145,3 +145,62 @@ def test_markdown_marks_experimental_methods() -> None:
     assert "### `demo/peek` (request, experimental)\n\n> **Experimental:** `demo/peek` is not covered" in text
     assert "### `demo/poke` (notification, experimental)" in text
     assert "### `demo/stable` (request)\n\nDo demo/stable." in text
+
+
+# A second document for the notification plumbing: a method whose rest is no identifier, a
+# string enum, and a server-to-client notification.
+NOTIFYING: dict[str, Any] = {
+    **SPEC,
+    "methods": [
+        *SPEC["methods"],
+        _method("demo/spot/forget", "notification", "PeekParams", None, experimental=False),
+    ],
+    "components": {
+        **SPEC["components"],
+        "schemas": {
+            **SPEC["components"]["schemas"],
+            "WaveParams": {
+                "type": "object",
+                "description": "A wave.",
+                "properties": {"size": {"enum": ["big", "small"]}},
+                "required": ["size"],
+            },
+        },
+    },
+    "x-server-notifications": [
+        {
+            "name": "demo/waved",
+            "summary": "A wave passed.",
+            "x-params-schema": {"$ref": "#/components/schemas/WaveParams"},
+        }
+    ],
+}
+
+
+def test_every_client_wraps_the_same_namespaces() -> None:
+    """`demo/spot/forget` gets no wrapper anywhere (it is sent by name): Go used to generate a
+    service for such a namespace that no Client field exposed."""
+    ts = typescript.render(NOTIFYING)
+    assert "forget(" not in ts
+    assert '"demo/spot/forget": { params: PeekParams };' in ts  # still sendable through notify()
+    go_text = go.render(NOTIFYING)
+    assert "func (s *DemoService) Poke(" in go_text
+    assert "SpotForget" not in go_text.replace("MethodDemoSpotForget", "")
+    assert 'MethodDemoSpotForget = "demo/spot/forget"' in go_text
+
+
+def test_server_notifications_are_typed_in_every_client() -> None:
+    ts = typescript.render(NOTIFYING)
+    assert '  "demo/waved": WaveParams;' in ts
+    assert (
+        'export const SERVER_NOTIFICATION_METHODS: readonly ServerNotificationMethod[] = [\n  "demo/waved",\n];' in ts
+    )
+    go_text = go.render(NOTIFYING)
+    assert '\tMethodDemoWaved = "demo/waved"' in go_text
+    assert "\tSize  string " in go_text  # a string enum is a string, not raw JSON
+    lua = neovim.render(NOTIFYING)
+    assert '  ["demo/waved"] = "circle_bridge.WaveParams",' in lua
+    gofmt = shutil.which("gofmt")
+    assert gofmt is not None
+    formatted = subprocess.run([gofmt], input=go_text, capture_output=True, text=True, check=True, timeout=60)
+    assert formatted.stdout == go_text

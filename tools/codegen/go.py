@@ -272,6 +272,18 @@ def _error_rows(errors: dict[str, Any]) -> tuple[list[str], list[str], list[str]
     return consts, aligned(names, "\t"), aligned(retryable, "\t")
 
 
+def _server_notification_consts(notifications: list[dict[str, Any]]) -> list[str]:
+    if not notifications:
+        return []  # gofmt turns an empty block into `const ()`
+    return [
+        "",
+        "// Notifications the bridge sends (see Options.OnProgress and Options.OnTokenNeeded).",
+        "const (",
+        *_method_consts(notifications),
+        ")",
+    ]
+
+
 def _method_consts(methods: list[dict[str, Any]]) -> list[str]:
     rows: list[tuple[str, ...]] = [(f"Method{go_name(m['name'])}", "=", go_string(m["name"])) for m in methods]
     return aligned(rows)
@@ -454,11 +466,7 @@ def render(spec: dict[str, Any]) -> str:
         "const (",
         *_method_consts(methods),
         ")",
-        "",
-        "// Notifications the bridge sends (see Options.OnProgress and Options.OnTokenNeeded).",
-        "const (",
-        *_method_consts(doc.server_notifications),
-        ")",
+        *_server_notification_consts(doc.server_notifications),
         "",
         "// Error codes of the protocol's error catalogue (components.errors); see Error.Name.",
         "const (",
