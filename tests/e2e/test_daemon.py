@@ -58,8 +58,8 @@ SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")  # one another uid
 
 
 def test_sixteen_clients_in_three_languages_share_one_session(emulator: Emulator) -> None:
-    """Python (connect, attach, socket), Go (its Spawn running `connect`) and Neovim (its
-    plugin running `connect`) at once on a cold machine: racing starters make one daemon, the
+    """Python (connect, attach, socket), Go (`Attach` with TransportConnect) and Neovim (its
+    'connect' transport) at once on a cold machine: racing starters make one daemon, the
     token endpoint sees one request, and no client gets an error."""
     go_bin = shutil.which("go")
     nvim_bin = shutil.which("nvim")

@@ -1,5 +1,6 @@
-// Command daemonclients runs N Go clients at once, each through `circle-bridge connect` (the
-// bridge command is argv[1]), and prints one line per client: "ok <circles>" or "error <text>".
+// Command daemonclients runs N Go clients at once, each through the client's attach-or-start mode
+// (Attach with TransportConnect, which runs `circle-bridge connect`; the bridge command is
+// argv[1]), and prints one line per client: "ok <circles>" or "error <text>".
 // tests/e2e/test_daemon.py uses it to show that Go apps share the daemon's session.
 package main
 
@@ -28,7 +29,7 @@ func main() {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			c, err := circlebridge.Spawn(ctx, circlebridge.Options{Command: bridge, Args: []string{"connect"}})
+			c, err := circlebridge.Attach(ctx, circlebridge.TransportConnect, circlebridge.Options{Command: bridge})
 			if err != nil {
 				results[i] = "error " + err.Error()
 				return
