@@ -145,16 +145,49 @@ local function check_bridge(circle_bridge, protocol)
   end
 end
 
+-- The shared daemon, for the transports that use one. Never shows daemon.json's authToken.
+-- Returns false when no call can succeed (socket or tcp without a daemon).
+local function check_daemon(circle_bridge, config)
+  start('Daemon')
+  local dir = config.runtime_dir or circle_bridge.runtime_dir()
+  info(string.format("transport '%s', runtime dir %s", config.transport, dir))
+  local state, why = circle_bridge.daemon_state(config.runtime_dir)
+  if state == nil then
+    if config.transport == 'connect' then
+      info(why .. ': `circle-bridge connect` starts one on the first call')
+      return true
+    end
+    report_error(why, {
+      'Start one: circle-bridge serve --socket --tcp 0',
+      "or let the plugin start one: setup({ transport = 'connect' })",
+    })
+    return false
+  end
+  local tcp = type(state.tcp) == 'string' and state.tcp or 'no TCP'
+  local socket = type(state.socket) == 'string' and state.socket or 'no socket'
+  ok(string.format('daemon pid %d, circle-bridge %s, on %s and %s', state.pid, tostring(state.version), socket, tcp))
+  if config.transport == 'tcp' and tcp == 'no TCP' then
+    report_error('the daemon does not listen on TCP', { 'Start it with --tcp 0, or use transport = "socket"' })
+    return false
+  end
+  return true
+end
+
 function M.check()
   local circle_bridge = require('circle_bridge')
   local protocol = require('circle_bridge.protocol')
   local config = circle_bridge.config()
   check_neovim()
-  local path = check_executable(config.cmd, config.env)
-  if path == nil then
+  if config.transport ~= 'socket' and config.transport ~= 'tcp' then
+    local path = check_executable(config.cmd, config.env)
+    if path == nil then
+      return
+    end
+    check_configuration(config.cmd, path, config.env)
+  end
+  if config.transport ~= 'stdio' and not check_daemon(circle_bridge, config) then
     return
   end
-  check_configuration(config.cmd, path, config.env)
   check_bridge(circle_bridge, protocol)
 end
 
