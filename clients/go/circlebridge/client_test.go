@@ -91,7 +91,7 @@ func TestIsServiceRunning(t *testing.T) {
 
 func TestCircleInitialize(t *testing.T) {
 	c := shared(t)
-	got, err := c.Circle.Initialize(testContext(t))
+	got, err := c.Circle.Initialize(testContext(t), CircleInitializeParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestCancelSlowCall(t *testing.T) {
 	c.mu.Unlock()
 	// Authorize first, so that the slow call below is enumCircles alone (the bridge would let a
 	// shared token fetch started for it run on after the cancel).
-	if _, err := c.Circle.Initialize(testContext(t)); err != nil {
+	if _, err := c.Circle.Initialize(testContext(t), CircleInitializeParams{}); err != nil {
 		t.Fatal(err)
 	}
 	setFaults(t, map[string]any{"serviceDelay": 2})
