@@ -22,8 +22,8 @@ from ._redaction import REDACTOR
 
 log = logging.getLogger("circle_bridge.config")
 
-PRODUCTION_TOKEN_URL = "https://api.circlesecurity.ai/api/token"  # noqa: S105 - circle-api.md §2.1, current production
-DEFAULT_SERVICE_URL = "http://127.0.0.1:31415"  # circle-api.md §3.1; https://127.0.0.1:31414 for Safari/macOS
+PRODUCTION_TOKEN_URL = "https://api.circlesecurity.ai/api/token"  # noqa: S105 - docs/circle-api.md §2.1, current production
+DEFAULT_SERVICE_URL = "http://127.0.0.1:31415"  # docs/circle-api.md §3.1; https://127.0.0.1:31414 for Safari/macOS
 
 
 @dataclass(frozen=True)

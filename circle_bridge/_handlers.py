@@ -72,14 +72,14 @@ def parse_params(params: Any, shape: type[S]) -> S:
         raise InvalidParams(_AT.sub("", text), field=path or "params") from None
 
 
-# Operations known to take long get this much more than CIRCLE_SERVICE_TIMEOUT (circle-api.md §7):
+# Operations known to take long get this much more than CIRCLE_SERVICE_TIMEOUT (docs/circle-api.md §7):
 # createCircle takes "a few seconds"; processInvite with Wait20Second blocks at least 20 s.
 CREATE_CIRCLE_EXTRA_SECONDS = 60.0
 WAIT20_EXTRA_SECONDS = 25.0
 PROGRESS_EVERY_SECONDS = 1.0
 
 # Circle's ForgeRock integration stores secrets as MarkupText (100) messages of sub-type 20, named
-# by `{"type": <name>}` in AdditionalJson (circle-api.md §3.5).
+# by `{"type": <name>}` in AdditionalJson (docs/circle-api.md §3.5).
 SECRET_MESSAGE_TYPE = 100
 SECRET_MESSAGE_SUB_TYPE = 20
 

@@ -5,7 +5,7 @@ Only the developer's backend holds the PrivateKey: it decrypts the codes and sen
 user or an admin by another channel (mail, SMS), and the user types them into
 `circle/unlockUser`. A private key on the locked user's own machine would let the user unlock
 themselves, so this is a library and a command for the backend (`circle-bridge unlock-codes
-decrypt`), never a method of the bridge a user's app talks to (circle-api.md §7).
+decrypt`), never a method of the bridge a user's app talks to (docs/circle-api.md §7).
 
     key = load_private_key(Path("circle-private.key").read_bytes())  # base64 PKCS#8 DER or PEM
     codes = decrypt_unlock_codes(key, read_codes(lock_user_result_json))
@@ -94,7 +94,7 @@ def _plausible(plain: bytes) -> str | None:
         text = plain.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    # Circle's ForgeRock node removes every `"` from a decrypted code (circle-api.md §7)
+    # Circle's ForgeRock node removes every `"` from a decrypted code (docs/circle-api.md §7)
     code = text.replace('"', "").strip()
     if not MIN_CODE_LENGTH <= len(code) <= MAX_CODE_LENGTH or not code.isprintable():
         return None

@@ -1,4 +1,4 @@
-"""Circle's token request signature (circle-api.md §2.3): standard base64 of HMAC-SHA256 over
+"""Circle's token request signature (docs/circle-api.md §2.3): standard base64 of HMAC-SHA256 over
 ``customerId=…&appKey=…&endUserId=…&nonce=…`` (no leading ``?``, no ``signature``), keyed by the
 trimmed developer secret."""
 

@@ -2,7 +2,7 @@
 through a command (``CIRCLE_TOKEN_SOURCE=command``) or an HTTP GET (``CIRCLE_TOKEN_SOURCE=url``).
 
 This is how Circle's own demos work: a backend signs the token request, and the end user's machine
-only ever sees the token (circle-api.md §7, "Where the secret lives").
+only ever sees the token (docs/circle-api.md §7, "Where the secret lives").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""TLS as the OS trusts it (circle-api.md §7): CircleService's installer puts its certificate in the
+"""TLS as the OS trusts it (docs/circle-api.md §7): CircleService's installer puts its certificate in the
 OS trust store, which is what browsers, and so Circle's JS SDK, rely on. ``truststore`` verifies
 against that store (Keychain on macOS, CryptoAPI on Windows, the distribution's bundle on Linux);
 ``CIRCLE_CA_FILE`` and ``SSL_CERT_FILE`` add anchors to it, they do not replace it."""

@@ -1,6 +1,6 @@
 """An emulator of the Circle cloud token endpoint and the local CircleService, over real HTTP.
 
-It is an independent implementation of the documented API (``circle-api.md``) and imports
+It is an independent implementation of the documented API (``docs/circle-api.md``) and imports
 nothing from the rest of ``circle_bridge``: the bridge talks to it only over HTTP.
 
     with Emulator(EmulatorConfig(token_ttl=5)) as emu:

@@ -1,7 +1,7 @@
 """A throw-away CA and a server certificate for the emulated service's https port.
 
 The real installer adds a certificate so Safari trusts ``https://127.0.0.1:31414``
-(circle-api.md §3.1); here the CA goes to ``ca.pem`` for clients to pass as their trust root.
+(docs/circle-api.md §3.1); here the CA goes to ``ca.pem`` for clients to pass as their trust root.
 The CA's private key is never written: nothing else can be signed with it once the leaf exists.
 Keys are P-256 (fast to make); the extensions satisfy strict verifiers (Go, Python 3.13's
 ``VERIFY_X509_STRICT``): key usages, SAN, subject and authority key identifiers.

@@ -14,7 +14,7 @@ StatusResult = Literal["bool", "number"]
 
 @dataclass(frozen=True)
 class Credentials:
-    """One developer identity, as Circle hands it out on sign-up (circle-api.md §1).
+    """One developer identity, as Circle hands it out on sign-up (docs/circle-api.md §1).
 
     The emulator accepts a token request when ``customer_id`` + ``app_key`` match and the request
     is signed with ``secret``; ``end_user_id`` is free-form per the docs and only serves as the
@@ -41,7 +41,7 @@ DEMO_CREDENTIALS = Credentials(
 class EmulatorConfig:
     """How an :class:`~circle_bridge.emulator.Emulator` listens and behaves.
 
-    By default the emulator enforces no rule that Circle does not document (circle-api.md §7): any
+    By default the emulator enforces no rule that Circle does not document (docs/circle-api.md §7): any
     integer nonce, used any number of times; tokens good with any configured app key; ``nbf`` with
     .NET's five minutes of clock skew; the five query parameters in any order, with extras ignored.
     ``strict=True`` turns every one of those rules on; each also has its own switch (``None``
@@ -69,7 +69,7 @@ class EmulatorConfig:
     bind_app_key: bool | None = None  # tokens carry `appkey`/`jti`; authorize checks the app key
     exact_nbf: bool | None = None  # no clock-skew leeway for `nbf`
     exact_query: bool | None = None  # exactly the five parameters, in the documented order
-    # -- variants (circle-api.md §7) -----------------------------------------------------------
+    # -- variants (docs/circle-api.md §7) -----------------------------------------------------------
     token_query: TokenQuery = "percent"  # noqa: S105 - percent-decode | raw: no decoding | form: `+` is a space
     signed_string: SignedString = "either"  # which string the signature covers: with/without `?`
     token_redirect: bool = False  # /api/token answers 307 to /api/v2/token, which serves tokens

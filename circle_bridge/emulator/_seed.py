@@ -10,7 +10,7 @@
 A topic may hold ``"Messages"`` (``MessageInfo`` items, ``Base64Data`` in the clear: the state
 seals it) and ``"Files"`` (``FileInfo`` items); neither is part of the ``Topics`` item.
 
-Only ``CircleId`` and ``TopicId`` are confirmed field names (circle-api.md §3.9); the others are
+Only ``CircleId`` and ``TopicId`` are confirmed field names (docs/circle-api.md §3.9); the others are
 believable guesses in the same PascalCase style. Names mix ASCII, accented Latin, CJK and emoji
 so clients prove they keep text intact. The replies are encoded once, at import: changing this
 list afterwards changes nothing the emulator serves.

@@ -1,4 +1,4 @@
-"""The local CircleService port (circle-api.md §3).
+"""The local CircleService port (docs/circle-api.md §3).
 
 ``GET /`` answers 200 with a short text (any answer means "running", §3.2; the seed says "a
 simple text message"). Every ``/v1/*`` call is a POST with a
@@ -18,7 +18,7 @@ JSON object body (§3.3) and is checked in this order:
    ``Wait20Second: true`` waits ``invite_wait`` seconds (20, as documented).
 
 The C#-only operations are served on their inferred paths ``/v1/genInvite``,
-``/v1/processInvite``, ``/v1/enumFiles`` and ``/v1/addFile`` (circle-api.md §3.6).
+``/v1/processInvite``, ``/v1/enumFiles`` and ``/v1/addFile`` (docs/circle-api.md §3.6).
 
 ``Content-Type`` and ``Accept`` are not checked: the docs show what clients send, not what the
 service demands.
@@ -127,7 +127,7 @@ class ServiceApp:
         return cached[1]
 
     async def _create_circle(self, body: _Body) -> Reply:
-        # Circle's own client shows a spinner: "It may take a few seconds" (circle-api.md §3.5)
+        # Circle's own client shows a spinner: "It may take a few seconds" (docs/circle-api.md §3.5)
         if self._config.create_delay > 0:
             await asyncio.sleep(self._config.create_delay)
         return await self._operation(self.state.create_circle)(body)
@@ -137,7 +137,7 @@ class ServiceApp:
             data = self.state.decrypt(body)
         except Failure as exc:
             return _failed(str(exc), {})
-        # where Circle's only client reads it (circle-api.md §3.4)
+        # where Circle's only client reads it (docs/circle-api.md §3.4)
         return Reply.json(200, {"Status": {**_OK, "DecryptedData": data}})
 
     async def _process_invite(self, body: _Body) -> Reply:
@@ -203,7 +203,7 @@ class ServiceApp:
 
 def _with_numeric_result(reply: Reply) -> Reply:
     """``status_result="number"``: ``Status.Result`` as 1 or 0, a truthy value that is not a JSON
-    boolean (circle-api.md §7: callers test truthiness only)."""
+    boolean (docs/circle-api.md §7: callers test truthiness only)."""
     try:
         body = decode_json(reply.body)
     except ValueError:  # the serviceMalformed fault: left as it is

@@ -4,7 +4,7 @@ files. Plain, synchronous and clock-injectable, so it is tested without HTTP or 
 Each operation takes the PascalCase request body and returns the reply body without ``Status``
 (or raises :class:`Failure`, which the service answers as ``Status.Result: false`` with the
 message). Where Circle's documentation is silent, the emulator accepts what Circle's own clients
-send (circle-api.md §3.3, §7) and is no stricter than that:
+send (docs/circle-api.md §3.3, §7) and is no stricter than that:
 
 * ``createCircle`` needs ``CircleName``; ``CircleDescription``, ``CustomerId`` and
   ``CustomerToken`` may be absent (ForgeRock's client sends name and description only). A new

@@ -1,4 +1,4 @@
-"""The "cloud" port: ``GET /api/token`` (circle-api.md §2) and the ``/_emulator/*`` control API.
+"""The "cloud" port: ``GET /api/token`` (docs/circle-api.md §2) and the ``/_emulator/*`` control API.
 
 How the token query is read
 ---------------------------

@@ -2,7 +2,7 @@
 
 Both emulated servers share one ``TokenAuthority``: the "cloud" issues tokens with its private
 key, the "service" checks them with the same key. Claims have the shapes of the real sample tokens
-(circle-api.md §2.6 and §7): ``unique_name`` (customerId), the ``authorizationdecision`` claim (a
+(docs/circle-api.md §2.6 and §7): ``unique_name`` (customerId), the ``authorizationdecision`` claim (a
 4-character code), ``primarysid`` (endUserId), ``gender`` (an RSA public key as XML), ``userdata``
 (a JSON string), ``nbf``, ``iat``, ``exp``; no app-key claim and no ``jti``. Only with
 ``bind_app_key`` (strict mode) do tokens carry ``appkey`` and ``jti`` claims and work only with the

@@ -1,4 +1,4 @@
-"""The emulator's stand-in for the developer's key pair (circle-api.md §1, §7).
+"""The emulator's stand-in for the developer's key pair (docs/circle-api.md §1, §7).
 
 Circle encrypts unlock codes for the developer's PublicKey with RSA PKCS#1 v1.5; the developer's
 backend decrypts them with the PrivateKey, which Circle hands out as base64 PKCS#8 DER. The

@@ -1,4 +1,4 @@
-"""The token endpoint's default mode is not stricter than Circle (circle-api.md §7): it checks the
+"""The token endpoint's default mode is not stricter than Circle (docs/circle-api.md §7): it checks the
 signature and the identity, and nothing Circle does not document. Strict rules: test_emulator.py."""
 
 from __future__ import annotations
