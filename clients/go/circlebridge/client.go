@@ -3,9 +3,12 @@
 //
 //	import "github.com/circle-bridge/circle-bridge/clients/go/circlebridge"
 //
-// Spawn starts `circle-bridge serve --stdio` as a child process; Dial connects to a bridge that
-// listens on a socket; Connect speaks the protocol over any io.ReadWriteCloser. All three do the
-// initialize handshake before they return. The Circle methods hang off Client.Circle:
+// Spawn starts `circle-bridge serve --stdio` as a child process; Attach joins this user's shared
+// daemon (its Unix socket, its TCP port with the token from daemon.json, or through
+// `circle-bridge connect`, which starts one if none runs); Dial connects to a bridge that listens
+// on a socket; Connect speaks the protocol over any io.ReadWriteCloser. All of them do the
+// initialize handshake before they return. Options.OnProgress and Options.OnTokenNeeded receive
+// what the bridge sends unasked. The Circle methods hang off Client.Circle:
 //
 //	c, err := circlebridge.Spawn(ctx, circlebridge.Options{})
 //	circles, err := c.Circle.EnumCircles(ctx)

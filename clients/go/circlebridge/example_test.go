@@ -2,6 +2,7 @@ package circlebridge_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -54,4 +55,27 @@ func ExampleError() {
 		fmt.Println(rpcErr.Name(), rpcErr.Code, "retryable:", rpcErr.Retryable())
 	}
 	// Output: CircleOperationFailed -33004 retryable: false
+}
+
+// ExampleAttach shares this user's daemon with every other app: one token, one session. With
+// TransportConnect it runs `circle-bridge connect`, which starts the daemon if none runs.
+// (Compiled, not run: it would leave a daemon behind; daemon_test.go runs it in a private dir.)
+func ExampleAttach() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := circlebridge.Attach(ctx, circlebridge.TransportConnect, circlebridge.Options{
+		OnProgress: func(p circlebridge.ProgressParams) { log.Printf("%s: %s", p.Token, p.Value.Kind) },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close() // ends this connection only; the daemon serves the other apps
+	created, err := c.Circle.CreateCircle(ctx, circlebridge.CreateCircleParams{
+		CircleName:    "Book club",
+		WorkDoneToken: json.RawMessage(`"create-1"`),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(created.CircleID)
 }
