@@ -50,10 +50,34 @@ def _camelize_dict(value: dict[str, Any]) -> dict[str, Any]:
     return {k: camelize(v) for k, v in zip(renamed, values)}  # noqa: B905
 
 
+def _camelize_list(items: list[Any]) -> list[Any]:
+    # inlined for the common case, a list of flat objects with the same keys: no call per item
+    out: list[Any] = []
+    append = out.append
+    last_keys: tuple[str, ...] | None = None
+    renamed: tuple[str, ...] = ()
+    for item in items:
+        kind = type(item)
+        if kind is dict:
+            keys = tuple(item)
+            if keys != last_keys:
+                renamed, last_keys = _renamed(keys), keys
+            values = item.values()
+            if _NESTED.isdisjoint(map(type, values)):
+                append(dict(zip(renamed, values)))  # noqa: B905
+            else:
+                append({k: camelize(v) for k, v in zip(renamed, values)})  # noqa: B905
+        elif kind is list:
+            append(_camelize_list(item))
+        else:
+            append(item)
+    return out
+
+
 def camelize(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
         return _camelize_dict(value)
     if kind is list:
-        return [camelize(v) for v in value]
+        return _camelize_list(value)
     return value
