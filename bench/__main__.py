@@ -386,7 +386,8 @@ def report(results: dict[str, Any]) -> str:
         f"(forwarded, cached, unknown method, invalid params, bad frame, notification, cancelled) | "
         f"{growth['rss_mib_end'] - growth['rss_mib_warm']:+.2f} MiB ({growth['rss_mib_warm']:.1f} → "
         f"{growth['rss_mib_end']:.1f}) | reference server, {gref['requests']:,} echoes: "
-        f"{gref['rss_mib_end'] - gref['rss_mib_warm']:+.2f} MiB | | no growth |",
+        f"{gref['rss_mib_end'] - gref['rss_mib_warm']:+.2f} MiB | | "
+        f"no growth ({_verdict(growth['rss_mib_end'] - growth['rss_mib_warm'], 0.5, ' MiB')}) |",
     ]
     cap = results["emulator_capacity"]
     bridge16 = fw["16"]["stdio"]
