@@ -55,8 +55,10 @@ nvim-test: $(STAMP)
 	bash clients/neovim/install-nvim.sh
 	bash clients/neovim/test/run.sh
 
+## bench/RESULTS.md from one interleaved run against references (~8 min); BENCH_ARGS=--quick: a ~1 min smoke run
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.daemon
 
 ## a million hostile frames through a real Connection (FUZZ_FRAMES, FUZZ_SEED to change); CI runs 20,000 in py-test

@@ -351,7 +351,9 @@ class Session:
 
     async def _authorized_token(self) -> IssuedToken:
         if self._config_error is not None:
-            raise self._config_error
+            # the same instance each time: without resetting its traceback, every raise would add
+            # frames to it, and each request of a misconfigured bridge would leak a few objects
+            raise self._config_error.with_traceback(None)
         token = await self._tokens.token()
         try:
             return await self._authorize(token)
@@ -490,6 +492,16 @@ def _service_paths(settings: Settings) -> dict[str, str]:
         raise BadConfiguration(f"CIRCLE_SERVICE_PATHS: {exc}", invalid=["CIRCLE_SERVICE_PATHS"]) from None
 
 
+def _verify_context(settings: Settings) -> ssl.SSLContext:
+    """The OS trust store (plus CA files) when anything is reached over https, or CIRCLE_CA_FILE is
+    set (so a bad one is still reported); otherwise a context that trusts no CA, never used: every
+    URL is plain http. Loading the store and $SSL_CERT_FILE cost ~35 ms of every cold start (issue 10)."""
+    urls = (settings.service_url, settings.token_url, settings.token_backend_url or "")
+    if settings.ca_file or any(u.lower().startswith("https:") for u in urls):
+        return trust_context(settings.ca_file)
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates, and trusts no CA
+
+
 def open_session(settings: Settings, *, clock: Clock = time.monotonic) -> Session:
     """The process-wide session. Missing credentials do not stop the server: calls that need them
     fail with BadConfiguration naming the missing settings, `circle/isServiceRunning` still works."""
@@ -497,7 +509,7 @@ def open_session(settings: Settings, *, clock: Clock = time.monotonic) -> Sessio
     paths: dict[str, str] = {}
     try:
         customer_id, app_key, end_user_id, secret = settings.require_credentials()
-        verify: ssl.SSLContext | bool = trust_context(settings.ca_file)
+        verify: ssl.SSLContext | bool = _verify_context(settings)
         paths = _service_paths(settings)
     except BadConfiguration as exc:
         config_error = exc

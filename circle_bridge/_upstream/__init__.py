@@ -1,5 +1,13 @@
 """The upstream layer: HTTP to the Circle cloud token endpoint and to the local CircleService."""
 
+import sys
+
+# httpx's package imports its command-line client, which imports click, rich and pygments when
+# they are installed (click comes with the emulator's uvicorn): ~20 ms of every cold start for a
+# CLI the bridge never runs. Marking the module absent makes httpx fall back to its stub `main`.
+if "httpx" not in sys.modules:
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 from ._cloud import (
     DEFAULT_TOKEN_LIFETIME,
     Identity,

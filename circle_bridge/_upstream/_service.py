@@ -296,11 +296,13 @@ class ServiceClient:
 
     async def enum_circles(self, token: str) -> list[dict[str, Any]]:
         raw = await self._call("enumCircles", {}, token, _EnumCirclesReply)
-        return [camelize(c) for c in raw.get("CircleMeta") or []]
+        circles: list[dict[str, Any]] = camelize(raw.get("CircleMeta") or [])
+        return circles
 
     async def enum_topics(self, token: str, circle_id: str) -> list[dict[str, Any]]:
         raw = await self._call("enumTopics", {"CircleId": circle_id}, token, _EnumTopicsReply)
-        return [camelize(t) for t in raw.get("Topics") or []]
+        topics: list[dict[str, Any]] = camelize(raw.get("Topics") or [])
+        return topics
 
     async def _call(self, method: str, body: dict[str, Any], token: str, shape: type[_Reply]) -> dict[str, Any]:
         reply = await self._post(f"/v1/{method}", body, token)

@@ -149,6 +149,12 @@ def main_cli(
         default=20.0,
         help="seconds /v1/processInvite waits when asked to (Wait20Second; default: %(default)s)",
     )
+    parser.add_argument(
+        "--circles",
+        type=int,
+        default=None,
+        help="how many circles to serve (default: the 3 seeded ones; more are generated)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
     return run_cli(
@@ -167,4 +173,5 @@ def main_cli(
         token_redirect=args.token_redirect,
         token_error_status=args.token_error_status,
         status_result=args.status_result,
+        circles=args.circles,
     )

@@ -79,6 +79,9 @@ class EmulatorConfig:
     create_delay: float = 0.5  # seconds /v1/createCircle takes ("it may take a few seconds")
     invite_wait: float = 20.0  # seconds /v1/processInvite waits when asked to (Wait20Second)
     invite_ttl: float = 7 * 24 * 3600.0  # an invite times out after a week
+    # how many circles the user belongs to: None = the seed's three; more adds generated ones
+    # (benchmarks of big replies), fewer keeps the first ones
+    circles: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("check_nonce_freshness", "reject_nonce_reuse", "bind_app_key", "exact_nbf", "exact_query"):
@@ -95,6 +98,8 @@ class EmulatorConfig:
         for name in ("create_delay", "invite_wait"):
             if not 0 <= getattr(self, name) < 3600:
                 raise ValueError(f"{name} must be in [0, 3600) seconds")
+        if self.circles is not None and not 0 <= self.circles <= 1_000_000:
+            raise ValueError("circles must be in [0, 1000000]")
         if not self.invite_ttl > 0:
             raise ValueError("invite_ttl must be > 0")
         if not self.token_ttl > 0:

@@ -174,3 +174,34 @@ SEED_CIRCLES: Final[list[dict[str, Any]]] = [
 
 # Keys of a SEED_CIRCLES item that are not part of its CircleMeta item.
 NESTED_KEYS: Final = frozenset({"Topics", "Member"})
+
+
+def seed_circles(count: int | None = None) -> list[dict[str, Any]]:
+    """``SEED_CIRCLES``, or ``count`` circles: the first seeds, then generated ones (a name, a
+    description and a topic each, shaped like the seeds) so that big replies can be measured."""
+    if count is None:
+        return SEED_CIRCLES
+    circles = SEED_CIRCLES[:count]
+    for n in range(len(circles), count):
+        circle_id = f"00000000-0000-4000-8000-{n:012d}"
+        circles.append(
+            {
+                "CircleId": circle_id,
+                "CircleName": f"Generated circle {n}",
+                "CircleDescription": "One of many, for benchmarks of big replies.",
+                "MemberCount": 1 + n % 7,
+                "IsOwner": n % 2 == 0,
+                "CreatedOn": "2025-01-01T00:00:00Z",
+                "Topics": [
+                    {
+                        "TopicId": f"00000000-0000-4000-9000-{n:012d}",
+                        "TopicName": "General",
+                        "TopicDescription": "",
+                        "MessageCount": 0,
+                        "LastModified": "2025-01-01T00:00:00Z",
+                    }
+                ],
+                "Member": {"MemberId": f"m-gen-{n}", "DisplayName": "Bench User"},
+            }
+        )
+    return circles

@@ -36,7 +36,7 @@ from typing import Any
 
 from ._asgi import JSON, TEXT, Receive, Reply, Scope, Send, decode_json, header, read_body
 from ._config import EmulatorConfig, Faults
-from ._seed import SEED_CIRCLES
+from ._seed import seed_circles
 from ._state import Failure, ServiceState
 from ._tokens import TokenAuthority, TokenError
 from ._unlock_key import demo_unlock_key
@@ -88,7 +88,9 @@ class ServiceApp:
         self._app_keys = frozenset(c.app_key.encode("utf-8") for c in config.credentials)
         self._numeric_result = config.status_result == "number"
         self._config = config
-        self.state = ServiceState(SEED_CIRCLES, demo_unlock_key().public_key(), invite_ttl=config.invite_ttl)
+        self.state = ServiceState(
+            seed_circles(config.circles), demo_unlock_key().public_key(), invite_ttl=config.invite_ttl
+        )
         self._cached: dict[str, tuple[int, Reply]] = {}
         s = self.state
         # path -> (stats counter, operation); None marks /v1/authorize, which needs no Bearer.

@@ -10,6 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from circle_bridge.emulator import SEED_CIRCLES
+from circle_bridge.emulator._config import EmulatorConfig
+from circle_bridge.emulator._seed import seed_circles
 from circle_bridge.emulator._state import MAX_INVITE_FAILURES, WEEK, Failure, ServiceState, seal, unseal
 
 FAMILY = SEED_CIRCLES[0]["CircleId"]
@@ -189,3 +191,16 @@ def test_cli_delays_reach_the_config(capsys: pytest.CaptureFixture[str]) -> None
     assert "create_delay must be in [0, 3600)" in capsys.readouterr().err
     assert main_cli(["--invite-wait", "3600"]) == 1
     assert "invite_wait must be in [0, 3600)" in capsys.readouterr().err
+
+
+def test_circles_n_serves_the_seeds_then_generated_circles_each_with_a_topic(key: rsa.RSAPrivateKey) -> None:
+    many = ServiceState(seed_circles(1000), key.public_key()).enum_circles()["CircleMeta"]
+    ids = [c["CircleId"] for c in many]
+    assert len(ids) == len(set(ids)) == 1000
+    assert ids[:3] == [c["CircleId"] for c in SEED_CIRCLES]
+    state = ServiceState(seed_circles(1000), key.public_key())
+    assert state.enum_topics({"CircleId": ids[-1]})["Topics"][0]["TopicName"] == "General"
+    assert [c["CircleId"] for c in seed_circles(2)] == ids[:2]
+    assert len(SEED_CIRCLES) == 3  # generating never changes the seed
+    with pytest.raises(ValueError, match="circles"):
+        EmulatorConfig(circles=-1)
