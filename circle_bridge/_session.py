@@ -448,7 +448,7 @@ class Session:
 
         ``as_customer`` adds ``customerId`` (the configured CustomerCode) and ``customerToken``: the
         bearer token of this very call, which CircleService already holds, so nothing new leaves
-        the machine (createCircle, circle-api.md §3.5)."""
+        the machine (createCircle, docs/circle-api.md §3.5)."""
 
         def once(token: str) -> Awaitable[OperationReply]:
             body = dict(fields)

@@ -1,4 +1,4 @@
-"""The Circle cloud token endpoint (circle-api.md §2): one signed GET, one JWT back."""
+"""The Circle cloud token endpoint (docs/circle-api.md §2): one signed GET, one JWT back."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ._signing import sign, string_to_sign
 
 log = logging.getLogger("circle_bridge.upstream")
 
-DEFAULT_TOKEN_LIFETIME = 600.0  # circle-api.md §2.6: both sample tokens live exactly 10 minutes
+DEFAULT_TOKEN_LIFETIME = 600.0  # docs/circle-api.md §2.6: both sample tokens live exactly 10 minutes
 NonceUnit = Literal["s", "ms"]
 
 
@@ -138,7 +138,7 @@ def token_lifetime(token: str, now: float | None = None, *, fresh: bool = True) 
 
 
 def token_subject(token: str) -> str | None:
-    """The end user a Circle token is for: its ``primarysid`` claim (circle-api.md §2.6), if readable."""
+    """The end user a Circle token is for: its ``primarysid`` claim (docs/circle-api.md §2.6), if readable."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -193,7 +193,7 @@ def classify_message(message: str) -> str:
 def classify_refusal(status: int, message: str | None) -> Refusal | None:
     """None for a 200 (its body decides); otherwise what the refusal means.
 
-    Circle does not document its error replies (circle-api.md §2.7), so the upstream message is read
+    Circle does not document its error replies (docs/circle-api.md §2.7), so the upstream message is read
     for the few words that tell a retry apart from a credential problem. Only a nonce the endpoint
     calls reused is worth one retry; bad credentials never are, and an unknown 401 is treated as
     bad credentials: retrying would only cost more token requests.

@@ -1,4 +1,4 @@
-"""The local CircleService REST API (circle-api.md §3): ``GET /`` and ``POST /v1/<method>``.
+"""The local CircleService REST API (docs/circle-api.md §3): ``GET /`` and ``POST /v1/<method>``.
 
 PascalCase stays in this module; replies leave it camelCased, with every upstream field kept.
 """
@@ -67,7 +67,7 @@ _BROKE_OFF = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 @dataclass(frozen=True)
 class ServiceProbe:
     """The answer to ``GET /``. ``running`` is true for any HTTP answer and for a TLS handshake that
-    failed only because the certificate is not trusted here: the service is there (circle-api.md §7)."""
+    failed only because the certificate is not trusted here: the service is there (docs/circle-api.md §7)."""
 
     running: bool
     tls_problem: str | None = None
@@ -78,7 +78,7 @@ class Unauthorized(Exception):
 
 
 class _Status(msgspec.Struct):
-    # Every documented caller tests truthiness only (`if (r.Status.Result)`, circle-api.md §7), so
+    # Every documented caller tests truthiness only (`if (r.Status.Result)`, docs/circle-api.md §7), so
     # `1` or `"true"` is success too; JavaScript's falsy values are failure.
     Result: Any = None
     Message: Any = None
@@ -143,7 +143,7 @@ class OperationReply:
 
 
 EXPERIMENTAL_OPERATIONS = ("genInvite", "processInvite", "enumFiles", "addFile")
-"""Documented for C# only; their REST paths are inferred as ``/v1/<name>`` (circle-api.md §3.6)."""
+"""Documented for C# only; their REST paths are inferred as ``/v1/<name>`` (docs/circle-api.md §3.6)."""
 
 
 def parse_service_paths(text: str | None) -> dict[str, str]:
@@ -170,7 +170,7 @@ def pascal_key(key: str) -> str:
 
 _JSON = msgspec.json.Encoder()
 _DECODE = msgspec.json.Decoder().decode
-# One AsyncClient serialises on its pool lock under concurrency (httpx#3215, pygls-notes §3.3):
+# One AsyncClient serialises on its pool lock under concurrency (httpx#3215, docs/pygls.md §4):
 # several small clients, picked round-robin, keep CPU per call flat as callers are added.
 _SHARDS = 4
 _CONNECTIONS_PER_SHARD = 4
@@ -227,7 +227,7 @@ class ServiceClient:
         }
 
     async def probe(self) -> ServiceProbe:
-        """``GET /``: any HTTP answer means running (circle-api.md §3.2)."""
+        """``GET /``: any HTTP answer means running (docs/circle-api.md §3.2)."""
         try:
             async with next(self._next).stream("GET", "/") as reply:
                 del reply  # the status and body are ignored, as Circle's SDK does
