@@ -2,60 +2,8 @@
 -- to a real `circle-bridge emulator` (started by test/run.sh, which exports the CIRCLE_* env).
 -- Every wait is bounded; the last line is `neovim: N passed, M failed`.
 
-local WAIT_MS = 20000
-local passed, failed = 0, 0
-
-local function out(line)
-  io.stdout:write(line .. '\n')
-  io.stdout:flush()
-end
-
-local function check(cond, message)
-  if not cond then
-    error(message or 'check failed', 2)
-  end
-end
-
-local function eq(actual, expected, what)
-  if actual ~= expected then
-    error(string.format('%s: expected %s, got %s', what, vim.inspect(expected), vim.inspect(actual)), 2)
-  end
-end
-
--- `cleanup` (optional) runs after `fn` whether it failed or not, so a failure does not leak
--- into the next test.
-local function test(name, fn, cleanup)
-  local ok, err = xpcall(fn, debug.traceback)
-  if cleanup then
-    local cok, cerr = xpcall(cleanup, debug.traceback)
-    if ok and not cok then
-      ok, err = false, 'in cleanup: ' .. tostring(cerr)
-    end
-  end
-  if ok then
-    passed = passed + 1
-    out('ok     ' .. name)
-  else
-    failed = failed + 1
-    out('FAILED ' .. name .. '\n' .. tostring(err))
-  end
-end
-
--- Run an async `fn(cb)` and wait (bounded) for `cb(err, result)`.
-local function await(what, fn)
-  local done, e, r = false, nil, nil
-  fn(function(err, result)
-    done, e, r = true, err, result
-  end)
-  check(vim.wait(WAIT_MS, function()
-    return done
-  end, 10), what .. ': no callback within ' .. WAIT_MS .. ' ms')
-  return e, r
-end
-
-local function wait_for(what, predicate)
-  check(vim.wait(WAIT_MS, predicate, 10), what .. ': not reached within ' .. WAIT_MS .. ' ms')
-end
+local h = dofile(vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':h') .. '/harness.lua')
+local WAIT_MS, out, check, eq, test, await, wait_for = h.WAIT_MS, h.out, h.check, h.eq, h.test, h.await, h.wait_for
 
 -- Capture vim.notify calls while `fn` runs.
 local function with_notify_capture(fn)
@@ -78,41 +26,9 @@ local function process_alive(pid)
   return ok and vim.loop.kill(pid, 0) == 0
 end
 
--- POST a JSON body over plain luv TCP (0.7 has no HTTP client); returns the status code.
+-- POST a JSON body to the emulator's control API; returns the status code.
 local function http_post(url, body)
-  local host, port, path = url:match('^http://([^/:]+):(%d+)(/.*)$')
-  assert(host, 'not an http://host:port/path URL: ' .. url)
-  local tcp = vim.loop.new_tcp()
-  local chunks, done, failure = {}, false, nil
-  tcp:connect(host, tonumber(port), function(cerr)
-    if cerr then
-      failure, done = cerr, true
-      tcp:close()
-      return
-    end
-    tcp:write(table.concat({
-      'POST ' .. path .. ' HTTP/1.1\r\n',
-      'Host: ' .. host .. ':' .. port .. '\r\n',
-      'Content-Type: application/json\r\n',
-      'Content-Length: ' .. #body .. '\r\n',
-      'Connection: close\r\n\r\n',
-      body,
-    }))
-    tcp:read_start(function(rerr, chunk)
-      if rerr or not chunk then
-        failure = rerr
-        done = true
-        tcp:close()
-      else
-        chunks[#chunks + 1] = chunk
-      end
-    end)
-  end)
-  check(vim.wait(WAIT_MS, function()
-    return done
-  end, 10), 'POST ' .. url .. ': no reply')
-  check(failure == nil, 'POST ' .. url .. ': ' .. tostring(failure))
-  return tonumber(table.concat(chunks):match('^HTTP/1%.%d (%d%d%d)'))
+  return (h.http('POST', url, body))
 end
 
 local control_url = assert(os.getenv('EMULATOR_CONTROL_URL'), 'EMULATOR_CONTROL_URL is not set (use test/run.sh)')
@@ -498,22 +414,11 @@ local function docs_and_health()
   end)
 end
 
-local ok, err = xpcall(function()
+h.finish(function()
   main()
   docs_and_health()
-end, debug.traceback)
-if not ok then
-  failed = failed + 1
-  out('FAILED (outside a test)\n' .. tostring(err))
-end
-if cb_mod.pid() then
-  pcall(function()
+end, function()
+  if cb_mod.pid() then
     await('final stop', cb_mod.stop)
-  end)
-end
-out(string.format('neovim: %d passed, %d failed', passed, failed))
-if failed > 0 then
-  vim.cmd('cquit 1')
-else
-  vim.cmd('qall!')
-end
+  end
+end)

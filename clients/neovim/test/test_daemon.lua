@@ -2,96 +2,8 @@
 -- (and a daemon that `circle-bridge connect` starts) in a private runtime dir, against the
 -- emulator test/run.sh started; and the server-notification handlers.
 
-local WAIT_MS = 20000
-local passed, failed = 0, 0
-
-local function out(line)
-  io.stdout:write(line .. '\n')
-  io.stdout:flush()
-end
-
-local function check(cond, message)
-  if not cond then
-    error(message or 'check failed', 2)
-  end
-end
-
-local function eq(actual, expected, what)
-  if actual ~= expected then
-    error(string.format('%s: expected %s, got %s', what, vim.inspect(expected), vim.inspect(actual)), 2)
-  end
-end
-
-local function test(name, fn, cleanup)
-  local ok, err = xpcall(fn, debug.traceback)
-  if cleanup then
-    local cok, cerr = xpcall(cleanup, debug.traceback)
-    if ok and not cok then
-      ok, err = false, 'in cleanup: ' .. tostring(cerr)
-    end
-  end
-  if ok then
-    passed = passed + 1
-    out('ok     ' .. name)
-  else
-    failed = failed + 1
-    out('FAILED ' .. name .. '\n' .. tostring(err))
-  end
-end
-
-local function await(what, fn)
-  local done, e, r = false, nil, nil
-  fn(function(err, result)
-    done, e, r = true, err, result
-  end)
-  check(vim.wait(WAIT_MS, function()
-    return done
-  end, 10), what .. ': no callback within ' .. WAIT_MS .. ' ms')
-  return e, r
-end
-
-local function wait_for(what, predicate)
-  check(vim.wait(WAIT_MS, predicate, 10), what .. ': not reached within ' .. WAIT_MS .. ' ms')
-end
-
--- One HTTP/1.1 request over plain luv TCP (0.7 has no HTTP client); returns status and body.
-local function http(method, url, body)
-  local host, port, path = url:match('^http://([^/:]+):(%d+)(/.*)$')
-  assert(host, 'not an http://host:port/path URL: ' .. url)
-  body = body or ''
-  local tcp = vim.loop.new_tcp()
-  local chunks, done, failure = {}, false, nil
-  tcp:connect(host, tonumber(port), function(cerr)
-    if cerr then
-      failure, done = cerr, true
-      tcp:close()
-      return
-    end
-    tcp:write(table.concat({
-      method .. ' ' .. path .. ' HTTP/1.1\r\n',
-      'Host: ' .. host .. ':' .. port .. '\r\n',
-      'Content-Type: application/json\r\n',
-      'Content-Length: ' .. #body .. '\r\n',
-      'Connection: close\r\n\r\n',
-      body,
-    }))
-    tcp:read_start(function(rerr, chunk)
-      if rerr or not chunk then
-        failure = rerr
-        done = true
-        tcp:close()
-      else
-        chunks[#chunks + 1] = chunk
-      end
-    end)
-  end)
-  check(vim.wait(WAIT_MS, function()
-    return done
-  end, 10), method .. ' ' .. url .. ': no reply')
-  check(failure == nil, method .. ' ' .. url .. ': ' .. tostring(failure))
-  local reply = table.concat(chunks)
-  return tonumber(reply:match('^HTTP/1%.%d (%d%d%d)')), reply:match('\r\n\r\n(.*)$')
-end
+local h = dofile(vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':h') .. '/harness.lua')
+local WAIT_MS, out, check, eq, test, await, wait_for, http = h.WAIT_MS, h.out, h.check, h.eq, h.test, h.await, h.wait_for, h.http
 
 local control_url = assert(os.getenv('EMULATOR_CONTROL_URL'), 'EMULATOR_CONTROL_URL is not set (use test/run.sh)')
 local bridge_bin = assert(os.getenv('CIRCLE_BRIDGE_BIN'), 'CIRCLE_BRIDGE_BIN is not set (use test/run.sh)')
@@ -320,14 +232,4 @@ local function main()
   end)
 end
 
-local ok, err = xpcall(main, debug.traceback)
-if not ok then
-  failed = failed + 1
-  out('FAILED (outside a test)\n' .. tostring(err))
-end
-out(string.format('neovim: %d passed, %d failed', passed, failed))
-if failed > 0 then
-  vim.cmd('cquit 1')
-else
-  vim.cmd('qall!')
-end
+h.finish(main)

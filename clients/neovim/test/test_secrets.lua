@@ -2,30 +2,8 @@
 -- `circle-bridge serve --stdio` started by the plugin, a real emulator started by test/run.sh.
 -- Every wait is bounded; the last line is `neovim: N passed, M failed`.
 
-local WAIT_MS = 20000
-local passed, failed = 0, 0
-
-local function out(line)
-  io.stdout:write(line .. '\n')
-  io.stdout:flush()
-end
-
-local function eq(actual, expected, what)
-  if actual ~= expected then
-    error(string.format('%s: expected %s, got %s', what, vim.inspect(expected), vim.inspect(actual)), 2)
-  end
-end
-
-local function test(name, fn)
-  local ok, err = xpcall(fn, debug.traceback)
-  if ok then
-    passed = passed + 1
-    out('ok     ' .. name)
-  else
-    failed = failed + 1
-    out('FAILED ' .. name .. '\n' .. tostring(err))
-  end
-end
+local h = dofile(vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':h') .. '/harness.lua')
+local WAIT_MS, eq, test = h.WAIT_MS, h.eq, h.test
 
 -- Call `method` and wait (bounded) for its callback; returns err, result.
 local function call(method, params)
@@ -96,23 +74,8 @@ local function main()
   end)
 end
 
-local ok, err = xpcall(main, debug.traceback)
-if not ok then
-  failed = failed + 1
-  out('FAILED (outside a test)\n' .. tostring(err))
-end
-if cb_mod.pid() then
-  local done = false
-  cb_mod.stop(function()
-    done = true
-  end)
-  vim.wait(WAIT_MS, function()
-    return done
-  end, 10)
-end
-out(string.format('neovim: %d passed, %d failed', passed, failed))
-if failed > 0 then
-  vim.cmd('cquit 1')
-else
-  vim.cmd('qall!')
-end
+h.finish(main, function()
+  if cb_mod.pid() then
+    h.await('final stop', cb_mod.stop)
+  end
+end)
