@@ -37,7 +37,15 @@ def wired() -> Iterator[tuple[socket.socket, socket.socket, int, int, int, int]]
     try:
         yield ours, daemon, stdin_w, stdin_r, stdout_w, stdout_r
     finally:
-        for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
+        # EOF on stdin first, and wait for the forwarder's stdin thread to see it: a thread still
+        # reading when stdin_r is closed would, once the next test's os.pipe() reuses the number,
+        # read (steal) that test's stdin
+        with suppress(OSError):
+            os.close(stdin_w)
+        for thread in threading.enumerate():
+            if thread.name == "stdin-to-daemon":
+                thread.join(10)
+        for fd in (stdin_r, stdout_r, stdout_w):
             with suppress(OSError):
                 os.close(fd)
         ours.close()
