@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
+
 import httpx
 import msgspec
 
@@ -13,17 +15,24 @@ _MESSAGE_CHARS = 500
 
 
 async def read_capped(reply: httpx.Response, cap: int, origin: str) -> bytearray:
-    """The body of a streamed ``reply``, or UpstreamMalformed once it exceeds ``cap`` bytes. The
-    body is never held whole beyond the cap: memory stays under about 1.2 times the cap (a bytearray
-    grows in steps), even for a 200 MB reply (issue 11)."""
+    """The body of a streamed httpx ``reply``: see ``read_capped_chunks``."""
     declared = reply.headers.get("content-length")
+    return await read_capped_chunks(reply.aiter_bytes(), declared, reply.status_code, cap, origin)
+
+
+async def read_capped_chunks(
+    chunks: AsyncIterable[bytes], declared: str | bytes | None, status: int, cap: int, origin: str
+) -> bytearray:
+    """A streamed body, or UpstreamMalformed once it exceeds ``cap`` bytes (``declared`` is its
+    Content-Length header, if any). The body is never held whole beyond the cap: memory stays under
+    about 1.2 times the cap (a bytearray grows in steps), even for a 200 MB reply (issue 11)."""
     size = int(declared) if declared is not None and declared.isdigit() else None
     if size is not None and size > cap:
-        raise _too_large(reply.status_code, cap, origin, size)
+        raise _too_large(status, cap, origin, size)
     body = bytearray()
-    async for chunk in reply.aiter_bytes():
+    async for chunk in chunks:
         if len(body) + len(chunk) > cap:
-            raise _too_large(reply.status_code, cap, origin, size)
+            raise _too_large(status, cap, origin, size)
         body += chunk
     return body
 

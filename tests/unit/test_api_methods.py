@@ -19,6 +19,7 @@ from circle_bridge._framing import FrameParser
 from circle_bridge._handlers import iso_time, newest_secret, register_circle_methods
 from circle_bridge._session import Session
 from circle_bridge._upstream import Identity, OperationReply, ServiceClient, ServiceProbe, Unauthorized
+from tests.fake_http import HandlerPool
 
 Handler = Callable[[Any], Coroutine[Any, Any, Any]]
 
@@ -249,11 +250,7 @@ def test_session_call_sends_the_customer_token_of_the_very_attempt() -> None:
 def client_answering(
     answer: Callable[[httpx.Request], httpx.Response], paths: dict[str, str] | None = None
 ) -> ServiceClient:
-    service = ServiceClient("http://svc", "app", timeout=2.0, paths=paths)
-    mock = httpx.AsyncClient(base_url="http://svc", transport=httpx.MockTransport(answer))
-    service._clients = [mock]
-    service._next = itertools.cycle([mock])
-    return service
+    return ServiceClient("http://svc", "app", timeout=2.0, paths=paths, transport=HandlerPool(answer))
 
 
 def test_service_call_sends_pascal_case_and_returns_camel_case_with_status_fields() -> None:

@@ -7,6 +7,7 @@ import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpcore
 import httpx
 import pytest
 
@@ -33,6 +34,7 @@ from circle_bridge._upstream._casing import camel_key, camelize
 from circle_bridge._upstream._cloud import classify_refusal, redirect_allowed
 from circle_bridge._upstream._replies import upstream_message
 from circle_bridge._upstream._service import is_truthy
+from tests.fake_http import HandlerPool
 
 SECRET = "  Xk9+q/Z3=secret-For-Tests==  "  # leading/trailing blanks: Circle's samples trim()
 MESSAGE = string_to_sign("CUST-0042", "app-key-xyz", "userman", "1700000000")
@@ -259,15 +261,13 @@ class Stream(httpx.AsyncByteStream):
         block = b" " * self.chunk
         while self.sent < self.total:
             if self.fail_after is not None and self.sent >= self.fail_after:
-                raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
+                raise httpcore.RemoteProtocolError("peer closed connection without sending complete message body")
             self.sent += self.chunk
             yield block
 
 
 def service(handler: Callable[[httpx.Request], httpx.Response], cap: int = CAP) -> ServiceClient:
-    return ServiceClient(
-        "http://circle.test", "app-key", timeout=5, max_body=cap, transport=httpx.MockTransport(handler)
-    )
+    return ServiceClient("http://circle.test", "app-key", timeout=5, max_body=cap, transport=HandlerPool(handler))
 
 
 def test_a_200_mb_body_is_refused_within_twice_the_cap_without_reading_it_all() -> None:
@@ -335,7 +335,7 @@ def test_closing_mid_reply_is_malformed_and_the_service_still_counts_as_running(
         await client.aclose()
 
         def refuse_midway(request: httpx.Request) -> httpx.Response:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            raise httpcore.RemoteProtocolError("Server disconnected without sending a response.")
 
         broken = service(refuse_midway)
         assert (await broken.probe()).running is True  # it accepted the connection
@@ -411,8 +411,8 @@ def test_the_redactor_forgets_old_tokens_but_never_the_secret() -> None:
     assert redactor.redact("the-permanent-secret") == "***"
 
 
-@pytest.mark.parametrize("error", [httpx.ReadError("connection reset by peer"), httpx.WriteError("broken pipe")])
-def test_a_connection_reset_after_connecting_is_malformed_not_down(error: httpx.TransportError) -> None:
+@pytest.mark.parametrize("error", [httpcore.ReadError("connection reset by peer"), httpcore.WriteError("broken pipe")])
+def test_a_connection_reset_after_connecting_is_malformed_not_down(error: httpcore.NetworkError) -> None:
     def reset(request: httpx.Request) -> httpx.Response:
         raise error
 
@@ -428,7 +428,7 @@ def test_a_connection_reset_after_connecting_is_malformed_not_down(error: httpx.
 
 def test_a_refused_connection_is_not_running() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused")
+        raise httpcore.ConnectError("connection refused")
 
     async def scenario() -> None:
         client = service(refuse)
@@ -462,7 +462,7 @@ def test_an_upstream_that_echoes_the_request_leaks_no_piece_of_token_or_app_key(
         return httpx.Response(500, json={"Status": {"Result": False, "Message": "x" * 480 + seen * 3}})
 
     async def scenario() -> CircleOperationFailed:
-        client = ServiceClient("http://circle.test", app_key, timeout=5, transport=httpx.MockTransport(echo))
+        client = ServiceClient("http://circle.test", app_key, timeout=5, transport=HandlerPool(echo))
         try:
             await client.enum_circles(token)
         except CircleOperationFailed as exc:
