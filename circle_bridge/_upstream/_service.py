@@ -24,6 +24,7 @@ from .._errors import (
     UpstreamMalformed,
     UpstreamTimeout,
 )
+from ._asyncio_network import AsyncioNetwork
 from ._casing import FlatListRenamer, camelize
 from ._replies import DEFAULT_MAX_BODY, read_capped_chunks, upstream_message, upstream_message_of
 
@@ -231,6 +232,7 @@ def pascal_key(key: str) -> str:
 _SHARDS = 4
 _CONNECTIONS_PER_SHARD = 4
 _KEEPALIVE_SECONDS = 5.0  # httpx's default
+_NETWORK = AsyncioNetwork()
 
 
 class RequestSender(Protocol):
@@ -310,6 +312,7 @@ class ServiceClient:
                     keepalive_expiry=_KEEPALIVE_SECONDS,
                     http1=True,
                     http2=False,
+                    network_backend=_NETWORK,
                 )
                 for _ in range(_SHARDS)
             ]
