@@ -93,28 +93,37 @@ _ENCODE = msgspec.json.Encoder().encode
 
 
 class FlatListRenamer:
-    """The camelCased JSON of an array of flat objects (Circle's list replies: ``CircleMeta``,
+    """The camelCased JSON of a reply's array of flat objects (Circle's list replies: ``CircleMeta``,
     ``Topics``), without a Python dict per item.
 
-    Such a list repeats one key set. Once seen (``learn``), the key set becomes two generated
-    Structs with the same fields: one named by Circle's keys, with unknown fields forbidden, and one
-    named by our camelCase keys. msgspec decodes into the first, converts to the second and encodes
-    it, all in C: 1,000 circles cost about a quarter of decoding to dicts and renaming them
-    (issue 10). A list that does not fit (a new or nested field, ``required`` missing or not a
-    string) is refused with None: the caller takes the dict path and learns the new shape."""
+    Such a list repeats one key set. Once seen (``learn``), the key set becomes generated Structs:
+    the reply's ``envelope`` holding ``field`` as a list of items named by Circle's keys (unknown
+    keys forbidden), and the same items named by our camelCase keys. msgspec parses the body once,
+    converts the items and encodes them, all in C: 1,000 circles cost about a quarter of decoding
+    to dicts and renaming them (issue 10). A reply that does not fit (a new or nested field,
+    ``required`` missing or not a string) gives None: the caller takes the dict path, which
+    learns the new shape."""
 
-    def __init__(self, required: str) -> None:
+    def __init__(self, envelope: type[msgspec.Struct], field: str, required: str) -> None:
+        self._envelope = envelope
+        self._field = field
         self._required = required
-        self._decode: Callable[[bytes], Any] | None = None
+        self._decode: Callable[[bytes | bytearray], Any] | None = None
         self._out: Any = None
 
-    def to_json(self, array: bytes) -> bytes | None:
+    def fit(self, body: bytes | bytearray) -> Any | None:
+        """The reply decoded into its envelope, the items typed; None if it does not fit."""
         if self._decode is None:
             return None
         try:
-            return _ENCODE(msgspec.convert(self._decode(array), self._out, from_attributes=True))
-        except (msgspec.ValidationError, msgspec.DecodeError):
+            return self._decode(body)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return None
+
+    def to_json(self, fitted: Any) -> bytes:
+        """The items of a fitted reply, camelCased, as a JSON array."""
+        items = getattr(fitted, self._field) or []
+        return _ENCODE(msgspec.convert(items, self._out, from_attributes=True))
 
     def learn(self, items: Any) -> None:
         """Remember the key set of ``items`` (a decoded list, before renaming), if it qualifies."""
@@ -137,7 +146,7 @@ class FlatListRenamer:
         ]
         # gc=False: they hold scalars only, so they cannot form a cycle, and 2,000 tracked objects
         # per 1,000-circle reply would set off the cyclic collector over the whole heap (pygls' too)
-        circle_side = msgspec.defstruct(
+        circle_item = msgspec.defstruct(
             "CircleItem",
             fields,
             rename=dict(zip(names, keys, strict=True)),
@@ -145,10 +154,16 @@ class FlatListRenamer:
             forbid_unknown_fields=True,
             gc=False,
         )
+        envelope = msgspec.defstruct(
+            "FittedReply",
+            [(self._field, list[circle_item] | None, None)],  # type: ignore[valid-type]
+            bases=(self._envelope,),
+            kw_only=True,
+        )
         # Any: the values were checked on the way in, and convert refuses UNSET for a union type
         wire_fields = [(name, Any, msgspec.UNSET) for name in names]
-        wire_side = msgspec.defstruct(
-            "WireItem", wire_fields, rename=dict(zip(names, camel, strict=True)), kw_only=True
+        wire_item = msgspec.defstruct(
+            "WireItem", wire_fields, rename=dict(zip(names, camel, strict=True)), kw_only=True, gc=False
         )
-        self._decode = msgspec.json.Decoder(list[circle_side]).decode  # type: ignore[valid-type]
-        self._out = list[wire_side]  # type: ignore[valid-type]
+        self._decode = msgspec.json.Decoder(envelope).decode
+        self._out = list[wire_item]  # type: ignore[valid-type]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -134,34 +134,20 @@ class _EnumTopicsReply(_Reply):
 
 _JSON = msgspec.json.Encoder()
 _DECODE = msgspec.json.Decoder().decode
-_NULL = msgspec.Raw(b"null")
-
-
-class _CirclesHead(msgspec.Struct):
-    Status: _Status
-    CircleMeta: msgspec.Raw = _NULL
-
-
-class _TopicsHead(msgspec.Struct):
-    Status: _Status
-    Topics: msgspec.Raw = _NULL
 
 
 @dataclass(frozen=True)
 class _ListKind:
-    """A list reply: the field holding its items, its status with the items left unparsed, and its
-    fully typed shape for the dict path."""
+    """A list reply: the field holding its items, its fully typed shape for the dict path, and the
+    fast path's renamer."""
 
     field: str
-    decode_head: Callable[[bytes | bytearray], _CirclesHead | _TopicsHead]
     shape: type[_Reply]
     renamer: FlatListRenamer
 
 
-_CIRCLES = _ListKind(
-    "CircleMeta", msgspec.json.Decoder(_CirclesHead).decode, _EnumCirclesReply, FlatListRenamer("CircleId")
-)
-_TOPICS = _ListKind("Topics", msgspec.json.Decoder(_TopicsHead).decode, _EnumTopicsReply, FlatListRenamer("TopicId"))
+_CIRCLES = _ListKind("CircleMeta", _EnumCirclesReply, FlatListRenamer(_Reply, "CircleMeta", "CircleId"))
+_TOPICS = _ListKind("Topics", _EnumTopicsReply, FlatListRenamer(_Reply, "Topics", "TopicId"))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -413,18 +399,10 @@ class ServiceClient:
         reply = await self._post(f"/v1/{method}", body, token)
         if reply.status == 401:
             raise Unauthorized(method)
-        if reply.status < 400:  # the fast path: no dict per item (FlatListRenamer)
-            try:
-                head = kind.decode_head(reply.body)
-            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-                head = None
-            if head is not None and head.Status.ok:
-                array: msgspec.Raw = getattr(head, kind.field)
-                if array == _NULL:
-                    return EncodedList.of([])
-                encoded = kind.renamer.to_json(array)
-                if encoded is not None:
-                    return EncodedList(msgspec.Raw(encoded))
+        if reply.status < 400:  # the fast path: one parse, no dict per item (FlatListRenamer)
+            fitted = kind.renamer.fit(reply.body)
+            if fitted is not None and fitted.Status.ok:
+                return EncodedList(msgspec.Raw(kind.renamer.to_json(fitted)))
         # the dict path: every check and error of every other call; it teaches the fast path the shape
         raw = self._checked(reply, method, kind.shape)
         items = raw.get(kind.field) or []

@@ -148,6 +148,20 @@ _SCALAR_VALUES = st.one_of(
 _KEYS = st.sampled_from(["CircleId", "CircleName", "ID", "URLPath", "IsOwner", "already", "Ünïcode", "FmapID", "x-y"])
 
 
+class _Envelope(msgspec.Struct):
+    Status: Any = None
+
+
+def _renamer() -> FlatListRenamer:
+    return FlatListRenamer(_Envelope, "CircleMeta", "CircleId")
+
+
+def _wire(renamer: FlatListRenamer, array: bytes) -> bytes | None:
+    """What the fast path sends for a reply holding ``array``; None where the dict path takes over."""
+    fitted = renamer.fit(b'{"Status": {"Result": true}, "CircleMeta": %s, "Other": [1]}' % array)
+    return None if fitted is None else renamer.to_json(fitted)
+
+
 @given(
     st.lists(
         st.dictionaries(_KEYS, _SCALAR_VALUES, max_size=6).map(lambda d: {**d, "CircleId": "c"}), min_size=1, max_size=5
@@ -155,25 +169,26 @@ _KEYS = st.sampled_from(["CircleId", "CircleName", "ID", "URLPath", "IsOwner", "
     st.lists(st.dictionaries(_KEYS, st.one_of(_SCALAR_VALUES, st.lists(_SCALAR_VALUES, max_size=2)), max_size=6)),
 )
 def test_the_flat_list_renamer_agrees_with_camelize_or_declines(learned: list[Any], served: list[Any]) -> None:
-    renamer = FlatListRenamer("CircleId")
-    assert renamer.to_json(msgspec.json.encode(learned)) is None  # nothing learned yet: the dict path
+    renamer = _renamer()
+    assert _wire(renamer, msgspec.json.encode(learned)) is None  # nothing learned yet: the dict path
     renamer.learn(learned)
     for items in (learned, served):
         body = msgspec.json.encode(items)
-        encoded = renamer.to_json(body)
+        encoded = _wire(renamer, body)
         if encoded is not None:
             assert msgspec.json.decode(encoded) == camelize(msgspec.json.decode(body))
     keys = {k for item in learned for k in item}
     if len({camel_key(k) for k in keys}) == len(keys):  # no two keys camelCase alike: it took the shape
-        assert renamer.to_json(msgspec.json.encode(learned)) is not None
+        assert _wire(renamer, msgspec.json.encode(learned)) is not None
 
 
 def test_the_flat_list_renamer_declines_what_it_did_not_learn() -> None:
-    renamer = FlatListRenamer("CircleId")
+    renamer = _renamer()
     renamer.learn([{"CircleId": "a", "CircleName": "n"}, {"CircleId": "b", "IsOwner": True}])
-    assert renamer.to_json(b'[{"CircleId": "a"}, {"CircleName": null, "IsOwner": false, "CircleId": "b"}]') == (
+    assert _wire(renamer, b'[{"CircleId": "a"}, {"CircleName": null, "IsOwner": false, "CircleId": "b"}]') == (
         b'[{"circleId":"a"},{"circleId":"b","circleName":null,"isOwner":false}]'
     )
+    assert _wire(renamer, b"null") == b"[]"
     for refused in (
         b'[{"CircleId": "a", "NewField": 1}]',  # a new key
         b'[{"CircleId": "a", "CircleName": {"Nested": 1}}]',  # a nested value
@@ -182,9 +197,9 @@ def test_the_flat_list_renamer_declines_what_it_did_not_learn() -> None:
         b'{"CircleId": "a"}',  # not a list
         b"[{",  # not JSON
     ):
-        assert renamer.to_json(refused) is None
+        assert _wire(renamer, refused) is None
     renamer.learn([{"CircleId": "a", "Owner": {"Nested": 1}}])  # a nested shape is not learned ...
-    assert renamer.to_json(b'[{"CircleId": "a"}]') is not None  # ... and the last flat one stays
+    assert _wire(renamer, b'[{"CircleId": "a"}]') is not None  # ... and the last flat one stays
 
 
 def test_list_replies_are_the_same_on_the_dict_path_and_the_fast_path() -> None:
