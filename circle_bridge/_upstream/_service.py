@@ -5,6 +5,7 @@ PascalCase stays in this module; replies leave it camelCased, with every upstrea
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import ssl
@@ -218,6 +219,7 @@ def pascal_key(key: str) -> str:
 _SHARDS = 4
 _CONNECTIONS_PER_SHARD = 4
 _KEEPALIVE_SECONDS = 5.0  # httpx's default
+_PROBE_BODY_CAP = 64 * 1024  # GET / may serve a page; read this much of it to keep the connection
 _NETWORK = AsyncioNetwork()
 
 
@@ -304,6 +306,7 @@ class ServiceClient:
             ]
         )
         self._next = itertools.cycle(self._pools)
+        self._abandoned: set[asyncio.Task[Answer]] = set()  # exchanges whose caller was cancelled
         host = _host_header(self.base_url)
         self._probe_headers = [(b"Host", host), (b"Accept", b"*/*")]
         self._base_headers = [
@@ -318,14 +321,47 @@ class ServiceClient:
         """``GET /``: any HTTP answer means running (docs/circle-api.md §3.2)."""
         request = httpcore.Request("GET", self.base_url + "/", headers=self._probe_headers, extensions=self._timeouts)
         try:
-            reply = await next(self._next).handle_async_request(request)
-            await reply.aclose()  # the status and body are ignored, as Circle's SDK does
+            # the status and body are ignored, as Circle's SDK does; the body is read (up to a small
+            # cap) so that the connection goes back to the pool instead of one connect per probe
+            await self._exchange(request, _PROBE_BODY_CAP)
+        except UpstreamMalformed:
+            return ServiceProbe(running=True)  # an answer, only longer than we care to read
         except _HTTP_ERRORS as exc:
             problem = tls_problem(exc, self.base_url)
             if problem is None and isinstance(exc, _BROKE_OFF):
                 return ServiceProbe(running=True)  # it accepted the connection, then broke off
             return ServiceProbe(running=problem is not None, tls_problem=problem)
         return ServiceProbe(running=True)
+
+    async def _exchange(self, request: httpcore.Request, cap: int) -> Answer:
+        """One request and its whole reply (UpstreamMalformed past ``cap`` bytes), through the
+        next pool. A caller that is cancelled stops waiting, but the exchange itself runs on to its
+        end (bounded by the timeouts) as a background task: httpcore 1.0.9 can orphan a pool
+        connection when a request is cancelled at the wrong moment (encode/httpcore#1093), and four
+        such orphans left one of the pools answering nothing but PoolTimeout."""
+        exchange = asyncio.get_running_loop().create_task(self._send(next(self._next), request, cap))
+        try:
+            return await asyncio.shield(exchange)
+        except asyncio.CancelledError:
+            if not exchange.done():
+                self._abandoned.add(exchange)
+                exchange.add_done_callback(self._forget)
+            raise
+
+    def _forget(self, exchange: asyncio.Task[Answer]) -> None:
+        self._abandoned.discard(exchange)
+        if not exchange.cancelled():
+            exchange.exception()  # nobody waits for it any more: its error is expected, not news
+
+    @staticmethod
+    async def _send(pool: RequestSender, request: httpcore.Request, cap: int) -> Answer:
+        reply = await pool.handle_async_request(request)
+        try:
+            declared = next((v for k, v in reply.headers if k.lower() == b"content-length"), None)
+            received = await read_capped_chunks(reply.aiter_stream(), declared, reply.status, cap, "service")
+            return Answer(reply.status, received)
+        finally:
+            await reply.aclose()
 
     async def is_running(self) -> bool:
         return (await self.probe()).running
@@ -345,15 +381,7 @@ class ServiceClient:
             extensions=self._timeouts if read_timeout is None else _timeouts(read_timeout),
         )
         try:
-            reply = await next(self._next).handle_async_request(request)
-            try:
-                declared = next((v for k, v in reply.headers if k.lower() == b"content-length"), None)
-                received = await read_capped_chunks(
-                    reply.aiter_stream(), declared, reply.status, self._max_body, "service"
-                )
-                answer = Answer(reply.status, received)
-            finally:
-                await reply.aclose()
+            answer = await self._exchange(request, self._max_body)
             log.debug("POST %s -> HTTP %d", path, answer.status)
             return answer
         except httpcore.TimeoutException:
@@ -495,6 +523,10 @@ class ServiceClient:
             ) from None
 
     async def aclose(self) -> None:
+        for exchange in list(self._abandoned):
+            exchange.cancel()
+        if self._abandoned:
+            await asyncio.wait(self._abandoned, timeout=5)
         for pool in self._pools:
             if isinstance(pool, httpcore.AsyncConnectionPool):
                 await pool.aclose()
