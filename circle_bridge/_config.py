@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +200,10 @@ def _read_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise BadConfiguration(f"cannot read config file {path}: {exc.strerror}", configFile=str(path)) from None
+    if not raw.strip():
+        return {}  # what an empty TOML document holds
+    import tomllib  # only here: most runs have no config file
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
