@@ -113,9 +113,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     log.info("circle-bridge %s serving; service %s", __version__, settings.service_url)
     if settings.missing_credentials():
         log.warning("credentials missing (%s): circle/* calls will fail", ", ".join(settings.missing_credentials()))
-    from ._allocator import fix_mmap_threshold
-
-    fix_mmap_threshold()  # a server runs for days: no heap creep from asyncio's read buffers
     try:
         import asyncio  # here, not at the top: `connect` must start fast and never needs it
 
