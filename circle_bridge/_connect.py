@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -100,6 +99,8 @@ def _spawn_daemon(directory: Path, argv: Sequence[str], log_file: str | None, en
     """Start the daemon detached and return its pid. A shell in a new session starts it in the
     background and exits at once, so the daemon is nobody's child (init reaps it): an app that
     attaches and lives on never collects a zombie, and the terminal's signals never reach it."""
+    import subprocess  # here: attaching to a running daemon never spawns (issue 10: attach time)
+
     log_path = Path(log_file) if log_file else directory / LOG_FILE
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:

@@ -15,6 +15,8 @@ tracks its future for `$/cancelRequest`. This subclass adds what pygls lacks (do
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -50,6 +52,7 @@ class BridgeProtocol(JsonRPCProtocol):
         on_request_done: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(server, converter)
+        self._coroutine_functions: dict[Callable[..., Any], bool] = {}
         self.write_frame = write_frame
         self.gate = gate
         self.on_request_done = on_request_done
@@ -136,9 +139,21 @@ class BridgeProtocol(JsonRPCProtocol):
             # a second request under the id of one in flight would make both unanswerable by id
             self.send_error(msg_id, E.INVALID_REQUEST, f"id {msg_id!r} is already in use by a request in flight")
             return
-        self._execute_handler(
-            msg_id, handler, partial(self._send_handler_result, msg_id=msg_id, method=method), args=(message.params,)
-        )
+        done = partial(self._send_handler_result, msg_id=msg_id, method=method)
+        if self._is_coroutine_function(handler):
+            # what pygls' _execute_handler does for an `async def` handler, without its per-request
+            # iscoroutinefunction and ensure_future checks (issue 10: the path we control)
+            task = asyncio.get_running_loop().create_task(handler(message.params))
+            self._request_futures[msg_id] = task  # type: ignore[assignment]  # as pygls itself stores them
+            task.add_done_callback(done)
+            return
+        self._execute_handler(msg_id, handler, done, args=(message.params,))
+
+    def _is_coroutine_function(self, handler: Callable[..., Any]) -> bool:
+        known = self._coroutine_functions.get(handler)
+        if known is None:
+            known = self._coroutine_functions[handler] = inspect.iscoroutinefunction(handler)
+        return known
 
     def _dispatch_notification(self, message: Notification) -> None:
         method = message.method

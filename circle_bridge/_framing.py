@@ -29,6 +29,8 @@ _LINE_BREAK = re.compile(r"\r?\n")
 _NEXT_FRAME = re.compile(rb"content-length\s*:", re.IGNORECASE)
 _KNOWN_FIRST_HEADER = re.compile(rb"\s*content-(length|type)\s*:", re.IGNORECASE)
 _BLANK = b"\r\n"
+# the header every LSP client sends: one exact match instead of the general parse (issue 10)
+_PLAIN_HEADER = re.compile(rb"Content-Length: ([0-9]{1,%d})\r\n\r\n" % MAX_LENGTH_DIGITS)
 _GOOD_CHARSETS = {"utf-8", "utf8"}
 
 
@@ -68,6 +70,11 @@ class FrameParser:
                 out.append(bytes(self._buf[: self._need]))
                 del self._buf[: self._need]
                 self._need = None
+                continue
+            plain = _PLAIN_HEADER.match(self._buf)
+            if plain is not None and int(plain[1]) <= self._max_body:
+                self._need = int(plain[1])
+                del self._buf[: plain.end()]
                 continue
             self._drop_blank_lines()
             found = _HEADER_END.search(self._buf, 0, MAX_HEADER_BYTES + 4)

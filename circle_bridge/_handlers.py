@@ -201,14 +201,13 @@ def register_circle_methods(server: JsonRPCServer, session: Session, discover: C
     @server.feature("circle/enumCircles")
     async def enum_circles(params: Any) -> dict[str, Any]:
         parse_params(params, NoParams)
-        # dicts, not CircleInfo: every upstream field is passed on, not only the typed ones
-        circles = await session.enum_circles()
-        return {"circles": circles}
+        # every upstream field is passed on, not only CircleInfo's; encoded once, however many share it
+        return {"circles": (await session.enum_circles()).json}
 
     @server.feature("circle/enumTopics")
     async def enum_topics(params: Any) -> dict[str, Any]:
         p = parse_params(params, EnumTopicsParams)
-        return {"topics": await session.enum_topics(p.circle_id)}
+        return {"topics": (await session.enum_topics(p.circle_id)).json}
 
     def send_progress(params: ProgressParams) -> None:
         server.protocol.notify("$/progress", params)
@@ -372,14 +371,14 @@ def register_circle_methods(server: JsonRPCServer, session: Session, discover: C
     ) -> tuple[str, str]:
         """The circle and topic a secret lives in: as given, else the first of each (ForgeRock)."""
         if isinstance(circle_id, msgspec.UnsetType):
-            circles = await session.enum_circles()
+            circles = (await session.enum_circles()).items()
             if not circles:
                 raise CircleOperationFailed(
                     "this user has no circle yet; create one with circle/createCircle", operation=operation
                 )
             circle_id = str(circles[0]["circleId"])
         if isinstance(topic_id, msgspec.UnsetType):
-            topics = await session.enum_topics(circle_id)
+            topics = (await session.enum_topics(circle_id)).items()
             if not topics:
                 raise CircleOperationFailed("the circle has no topic", operation=operation, circleId=circle_id)
             topic_id = str(topics[0]["topicId"])

@@ -23,6 +23,7 @@ from ._redaction import REDACTOR
 from ._upstream import (
     BackendTokenSource,
     CommandTokenSource,
+    EncodedList,
     Identity,
     IssuedToken,
     OperationReply,
@@ -426,10 +427,10 @@ class Session:
         finally:
             entry.waiters -= 1
 
-    async def enum_circles(self) -> list[dict[str, Any]]:
+    async def enum_circles(self) -> EncodedList:
         return await self._coalesce(("enumCircles",), lambda: self._with_token(self._service.enum_circles))
 
-    async def enum_topics(self, circle_id: str) -> list[dict[str, Any]]:
+    async def enum_topics(self, circle_id: str) -> EncodedList:
         return await self._coalesce(
             ("enumTopics", circle_id),
             lambda: self._with_token(lambda token: self._service.enum_topics(token, circle_id)),

@@ -23,6 +23,7 @@ from ._cloud import (
 )
 from ._service import (
     EXPERIMENTAL_OPERATIONS,
+    EncodedList,
     OperationReply,
     ServiceClient,
     ServiceProbe,
@@ -39,6 +40,7 @@ __all__ = [
     "EXPERIMENTAL_OPERATIONS",
     "BackendTokenSource",
     "CommandTokenSource",
+    "EncodedList",
     "Identity",
     "IssuedToken",
     "NonceUnit",

@@ -24,7 +24,8 @@ from .._errors import (
     UpstreamMalformed,
     UpstreamTimeout,
 )
-from ._casing import camelize
+from ._asyncio_network import AsyncioNetwork
+from ._casing import FlatListRenamer, camelize
 from ._replies import DEFAULT_MAX_BODY, read_capped_chunks, upstream_message, upstream_message_of
 
 log = logging.getLogger("circle_bridge.upstream")
@@ -131,6 +132,41 @@ class _EnumTopicsReply(_Reply):
     Topics: list[_Topic] | None = None
 
 
+_JSON = msgspec.json.Encoder()
+_DECODE = msgspec.json.Decoder().decode
+
+
+@dataclass(frozen=True)
+class _ListKind:
+    """A list reply: the field holding its items, its fully typed shape for the dict path, and the
+    fast path's renamer."""
+
+    field: str
+    shape: type[_Reply]
+    renamer: FlatListRenamer
+
+
+_CIRCLES = _ListKind("CircleMeta", _EnumCirclesReply, FlatListRenamer(_Reply, "CircleMeta", "CircleId"))
+_TOPICS = _ListKind("Topics", _EnumTopicsReply, FlatListRenamer(_Reply, "Topics", "TopicId"))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EncodedList:
+    """The items of a list reply, camelCased and encoded to JSON once: every caller sharing the read
+    (coalesced, issue 10) embeds the same bytes in its reply, as msgspec writes a Raw verbatim."""
+
+    json: msgspec.Raw
+
+    @classmethod
+    def of(cls, items: list[Any]) -> EncodedList:
+        return cls(msgspec.Raw(_JSON.encode(items)))
+
+    def items(self) -> list[dict[str, Any]]:
+        """Decoded, for the rare caller that looks inside (a default circle or topic)."""
+        decoded: list[dict[str, Any]] = _DECODE(self.json)
+        return decoded
+
+
 class _OpenReply(msgspec.Struct):
     """Any reply of the generic call path. `Status` may be absent: Circle's callers never read it on
     whoAmI, createCircle or addMessage, so its presence there is not documented (§3.4)."""
@@ -177,13 +213,12 @@ def pascal_key(key: str) -> str:
     return key[:1].upper() + key[1:]
 
 
-_JSON = msgspec.json.Encoder()
-_DECODE = msgspec.json.Decoder().decode
 # One connection pool serialises on its lock under concurrency (httpx#3215, docs/pygls.md §4):
 # several small pools, picked round-robin, keep CPU per call flat as callers are added.
 _SHARDS = 4
 _CONNECTIONS_PER_SHARD = 4
 _KEEPALIVE_SECONDS = 5.0  # httpx's default
+_NETWORK = AsyncioNetwork()
 
 
 class RequestSender(Protocol):
@@ -263,6 +298,7 @@ class ServiceClient:
                     keepalive_expiry=_KEEPALIVE_SECONDS,
                     http1=True,
                     http2=False,
+                    network_backend=_NETWORK,
                 )
                 for _ in range(_SHARDS)
             ]
@@ -353,20 +389,33 @@ class ServiceClient:
                 message or "Status.Result is false", upstreamMessage=upstream_message_of(message)
             )
 
-    async def enum_circles(self, token: str) -> list[dict[str, Any]]:
-        raw = await self._call("enumCircles", {}, token, _EnumCirclesReply)
-        circles: list[dict[str, Any]] = camelize(raw.get("CircleMeta") or [])
-        return circles
+    async def enum_circles(self, token: str) -> EncodedList:
+        return await self._list("enumCircles", {}, token, _CIRCLES)
 
-    async def enum_topics(self, token: str, circle_id: str) -> list[dict[str, Any]]:
-        raw = await self._call("enumTopics", {"CircleId": circle_id}, token, _EnumTopicsReply)
-        topics: list[dict[str, Any]] = camelize(raw.get("Topics") or [])
-        return topics
+    async def enum_topics(self, token: str, circle_id: str) -> EncodedList:
+        return await self._list("enumTopics", {"CircleId": circle_id}, token, _TOPICS)
+
+    async def _list(self, method: str, body: dict[str, Any], token: str, kind: _ListKind) -> EncodedList:
+        reply = await self._post(f"/v1/{method}", body, token)
+        if reply.status == 401:
+            raise Unauthorized(method)
+        if reply.status < 400:  # the fast path: one parse, no dict per item (FlatListRenamer)
+            fitted = kind.renamer.fit(reply.body)
+            if fitted is not None and fitted.Status.ok:
+                return EncodedList(msgspec.Raw(kind.renamer.to_json(fitted)))
+        # the dict path: every check and error of every other call; it teaches the fast path the shape
+        raw = self._checked(reply, method, kind.shape)
+        items = raw.get(kind.field) or []
+        kind.renamer.learn(items)
+        return EncodedList.of(camelize(items))
 
     async def _call(self, method: str, body: dict[str, Any], token: str, shape: type[_Reply]) -> dict[str, Any]:
         reply = await self._post(f"/v1/{method}", body, token)
         if reply.status == 401:
             raise Unauthorized(method)
+        return self._checked(reply, method, shape)
+
+    def _checked(self, reply: Answer, method: str, shape: type[_Reply]) -> dict[str, Any]:
         raw, typed = self._decode(reply, method, shape)
         status = typed.Status
         if not status.ok:

@@ -18,7 +18,7 @@ from circle_bridge._errors import BridgeError, CircleOperationFailed, UpstreamMa
 from circle_bridge._framing import FrameParser
 from circle_bridge._handlers import iso_time, newest_secret, register_circle_methods
 from circle_bridge._session import Session
-from circle_bridge._upstream import Identity, OperationReply, ServiceClient, ServiceProbe, Unauthorized
+from circle_bridge._upstream import EncodedList, Identity, OperationReply, ServiceClient, ServiceProbe, Unauthorized
 from tests.fake_http import HandlerPool
 
 Handler = Callable[[Any], Coroutine[Any, Any, Any]]
@@ -37,11 +37,11 @@ class FakeSession:
         self.calls.append((operation, dict(fields), extra_time, as_customer))
         return self.replies.get(operation, OperationReply({}, {}))
 
-    async def enum_circles(self) -> list[dict[str, Any]]:
-        return self.circles
+    async def enum_circles(self) -> EncodedList:
+        return EncodedList.of(self.circles)
 
-    async def enum_topics(self, circle_id: str) -> list[dict[str, Any]]:
-        return self.topics.get(circle_id, [])
+    async def enum_topics(self, circle_id: str) -> EncodedList:
+        return EncodedList.of(self.topics.get(circle_id, []))
 
 
 def handlers(session: FakeSession) -> tuple[dict[str, Handler], Callable[[], list[dict[str, Any]]]]:

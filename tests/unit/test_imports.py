@@ -44,3 +44,18 @@ def test_the_os_trust_store_is_used_as_soon_as_one_url_is_https() -> None:
         Settings(service_url="http://127.0.0.1:9"),  # the default token URL is Circle's https one
     ):
         assert isinstance(_verify_context(settings), truststore.SSLContext)
+
+
+ATTACH_PROBE = """
+import json, sys
+import circle_bridge.cli, circle_bridge._connect, circle_bridge._runtime_dir
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_attach_path_imports_no_dispatcher_http_client_event_loop_or_spawner() -> None:
+    """`connect` to a warm daemon is Python's start plus these imports (issue 10: attach ≤ 0.1 s)."""
+    out = subprocess.run([sys.executable, "-c", ATTACH_PROBE], capture_output=True, text=True, check=True, timeout=60)
+    loaded = set(json.loads(out.stdout))
+    heavy = ("pygls", "lsprotocol", "httpx", "httpcore", "msgspec", "asyncio", "subprocess", "tomllib")
+    assert loaded.isdisjoint(heavy), sorted(loaded.intersection(heavy))

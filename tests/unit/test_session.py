@@ -14,7 +14,7 @@ import pytest
 
 from circle_bridge._errors import AuthorizationRejected, BadConfiguration, ServiceNotRunning, TokenNeeded
 from circle_bridge._session import Session, TokenProvider
-from circle_bridge._upstream import Identity, ServiceClient, ServiceProbe, Unauthorized
+from circle_bridge._upstream import EncodedList, Identity, ServiceClient, ServiceProbe, Unauthorized
 
 T = TypeVar("T")
 LIFETIME = 100.0  # soft refresh at 20 s left (t = 80), hard at 10 s left (t = 90)
@@ -82,7 +82,7 @@ class FakeService:
             raise AuthorizationRejected("Token signature is invalid", httpStatus=401)
         self.authorized.append(token)
 
-    async def enum_circles(self, token: str) -> list[dict[str, Any]]:
+    async def enum_circles(self, token: str) -> EncodedList:
         self.calls += 1
         if self.unauthorized:
             self.unauthorized -= 1
@@ -94,7 +94,7 @@ class FakeService:
             except asyncio.CancelledError:
                 self.cancelled += 1
                 raise
-        return [{"circleId": "c1"}]
+        return EncodedList.of([{"circleId": "c1"}])
 
     async def aclose(self) -> None:
         return None
@@ -271,7 +271,7 @@ def test_401_takes_a_new_token_authorizes_and_retries_once() -> None:
         session = make_session(FakeClock(), source, service)
         await session.enum_circles()
         service.unauthorized = 1
-        assert await session.enum_circles() == [{"circleId": "c1"}]
+        assert (await session.enum_circles()).items() == [{"circleId": "c1"}]
         assert source.fetches == 2
         assert service.authorized == [jwt(1), jwt(2)]
         service.unauthorized = 2
@@ -297,7 +297,7 @@ def test_identical_reads_share_one_call_until_the_last_waiter_leaves() -> None:
         await settle()
         assert service.cancelled == 0  # the other waiter still wants it
         service.gate.set()
-        assert await second == [{"circleId": "c1"}]
+        assert (await second).items() == [{"circleId": "c1"}]
         assert service.calls == 1
 
         service.gate = asyncio.Event()
@@ -308,7 +308,7 @@ def test_identical_reads_share_one_call_until_the_last_waiter_leaves() -> None:
         await settle()
         assert service.cancelled == 1  # its last waiter left: the upstream call is cancelled
         service.gate.set()
-        assert await session.enum_circles() == [{"circleId": "c1"}]
+        assert (await session.enum_circles()).items() == [{"circleId": "c1"}]
         assert service.calls == 3  # a later read never joins the abandoned call
 
     run(body)
@@ -335,10 +335,10 @@ def test_client_tokens_ask_for_a_token_when_missing_and_again_near_expiry() -> N
         # clock (minus a second of margin): these are issued now, by the wall clock.
         auth = await session.accept_client_token(jwt(1, subject="alice", issued=time.time()))
         assert auth.end_user_id == "alice"  # from the token's primarysid: no CIRCLE_END_USER_ID needed
-        assert await session.enum_circles() == [{"circleId": "c1"}]
+        assert (await session.enum_circles()).items() == [{"circleId": "c1"}]
 
         clock.now += 85  # 15 s left: below the refresh-ahead point
-        assert await session.enum_circles() == [{"circleId": "c1"}]  # still served meanwhile
+        assert (await session.enum_circles()).items() == [{"circleId": "c1"}]  # still served meanwhile
         await settle()
         assert heard[-1]["reason"] == "expiring"
         assert 13.0 < heard[-1]["expiresIn"] <= 15.0

@@ -6,10 +6,14 @@ import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpcore
 import httpx
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from circle_bridge._errors import (
     BadConfiguration,
@@ -30,7 +34,7 @@ from circle_bridge._upstream import (
     token_lifetime,
     trust_context,
 )
-from circle_bridge._upstream._casing import camel_key, camelize
+from circle_bridge._upstream._casing import FlatListRenamer, camel_key, camelize
 from circle_bridge._upstream._cloud import classify_refusal, redirect_allowed
 from circle_bridge._upstream._replies import upstream_message
 from circle_bridge._upstream._service import is_truthy
@@ -136,6 +140,101 @@ def test_camel_key(key: str, camel: str) -> None:
 def test_camelize_keeps_every_field_recursively() -> None:
     raw = {"CircleId": "c", "Owner": {"MemberId": 1, "Tags": [{"TagName": "x"}]}, "ExtraField": None}
     assert camelize(raw) == {"circleId": "c", "owner": {"memberId": 1, "tags": [{"tagName": "x"}]}, "extraField": None}
+
+
+_SCALAR_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=8)
+)
+_KEYS = st.sampled_from(["CircleId", "CircleName", "ID", "URLPath", "IsOwner", "already", "Ünïcode", "FmapID", "x-y"])
+
+
+class _Envelope(msgspec.Struct):
+    Status: Any = None
+
+
+def _renamer() -> FlatListRenamer:
+    return FlatListRenamer(_Envelope, "CircleMeta", "CircleId")
+
+
+def _wire(renamer: FlatListRenamer, array: bytes) -> bytes | None:
+    """What the fast path sends for a reply holding ``array``; None where the dict path takes over."""
+    fitted = renamer.fit(b'{"Status": {"Result": true}, "CircleMeta": %s, "Other": [1]}' % array)
+    return None if fitted is None else renamer.to_json(fitted)
+
+
+@given(
+    st.lists(
+        st.dictionaries(_KEYS, _SCALAR_VALUES, max_size=6).map(lambda d: {**d, "CircleId": "c"}), min_size=1, max_size=5
+    ),
+    st.lists(st.dictionaries(_KEYS, st.one_of(_SCALAR_VALUES, st.lists(_SCALAR_VALUES, max_size=2)), max_size=6)),
+)
+def test_the_flat_list_renamer_agrees_with_camelize_or_declines(learned: list[Any], served: list[Any]) -> None:
+    renamer = _renamer()
+    assert _wire(renamer, msgspec.json.encode(learned)) is None  # nothing learned yet: the dict path
+    renamer.learn(learned)
+    for items in (learned, served):
+        body = msgspec.json.encode(items)
+        encoded = _wire(renamer, body)
+        if encoded is not None:
+            assert msgspec.json.decode(encoded) == camelize(msgspec.json.decode(body))
+    keys = {k for item in learned for k in item}
+    if len({camel_key(k) for k in keys}) == len(keys):  # no two keys camelCase alike: it took the shape
+        assert _wire(renamer, msgspec.json.encode(learned)) is not None
+
+
+def test_the_flat_list_renamer_declines_what_it_did_not_learn() -> None:
+    renamer = _renamer()
+    renamer.learn([{"CircleId": "a", "CircleName": "n"}, {"CircleId": "b", "IsOwner": True}])
+    assert _wire(renamer, b'[{"CircleId": "a"}, {"CircleName": null, "IsOwner": false, "CircleId": "b"}]') == (
+        b'[{"circleId":"a"},{"circleId":"b","circleName":null,"isOwner":false}]'
+    )
+    assert _wire(renamer, b"null") == b"[]"
+    for refused in (
+        b'[{"CircleId": "a", "NewField": 1}]',  # a new key
+        b'[{"CircleId": "a", "CircleName": {"Nested": 1}}]',  # a nested value
+        b'[{"CircleName": "n"}]',  # the required key missing
+        b'[{"CircleId": 7}]',  # the required key not a string
+        b'{"CircleId": "a"}',  # not a list
+        b"[{",  # not JSON
+    ):
+        assert _wire(renamer, refused) is None
+    renamer.learn([{"CircleId": "a", "Owner": {"Nested": 1}}])  # a nested shape is not learned ...
+    assert _wire(renamer, b'[{"CircleId": "a"}]') is not None  # ... and the last flat one stays
+
+
+def test_list_replies_are_the_same_on_the_dict_path_and_the_fast_path() -> None:
+    bodies = [
+        {"Status": {"Result": True}, "CircleMeta": [{"CircleId": "c1", "CircleName": "one"}, {"CircleId": "c2"}]},
+        {"Status": {"Result": 1}, "CircleMeta": [{"CircleId": "c1", "CircleName": "one"}]},  # learned: fast
+        {"Status": {"Result": True}, "CircleMeta": [{"CircleId": "c3", "Owner": {"MemberId": 1}}]},  # nested: dict
+        {"Status": {"Result": True}, "CircleMeta": None},
+        {"Status": {"Result": True}},
+        {"Status": {"Result": True}, "CircleMeta": [{"CircleName": "no id"}]},  # malformed on either path
+        {"Status": {"Result": False, "Message": "nope"}, "CircleMeta": [{"CircleId": "c1"}]},
+    ]
+    replies = iter(bodies)
+
+    async def scenario() -> list[Any]:
+        client = service(lambda r: httpx.Response(200, json=next(replies)))
+        seen: list[Any] = []
+        for _ in bodies:
+            try:
+                listed = await client.enum_circles("token")
+                seen.append(msgspec.json.decode(msgspec.json.encode({"circles": listed.json})))
+            except (UpstreamMalformed, CircleOperationFailed) as exc:
+                seen.append(type(exc).__name__)
+        await client.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        {"circles": [{"circleId": "c1", "circleName": "one"}, {"circleId": "c2"}]},
+        {"circles": [{"circleId": "c1", "circleName": "one"}]},
+        {"circles": [{"circleId": "c3", "owner": {"memberId": 1}}]},
+        {"circles": []},
+        {"circles": []},
+        "UpstreamMalformed",
+        "CircleOperationFailed",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -360,7 +459,7 @@ def test_http_errors_from_the_service_say_whether_a_retry_helps(status: int, ret
 def test_a_numeric_status_result_passes_and_zero_fails() -> None:
     async def scenario() -> None:
         ok = service(lambda r: httpx.Response(200, json={"Status": {"Result": 1}, "CircleMeta": [{"CircleId": "c"}]}))
-        assert await ok.enum_circles("token") == [{"circleId": "c"}]
+        assert (await ok.enum_circles("token")).items() == [{"circleId": "c"}]
         failing = service(lambda r: httpx.Response(200, json={"Status": {"Result": 0, "Message": "nope"}}))
         with pytest.raises(CircleOperationFailed, match="nope"):
             await failing.enum_circles("token")
