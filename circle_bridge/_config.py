@@ -200,6 +200,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise BadConfiguration(f"cannot read config file {path}: {exc.strerror}", configFile=str(path)) from None
+    if not raw.strip():
+        return {}  # what an empty TOML document holds (CIRCLE_BRIDGE_CONFIG=/dev/null, say)
     import tomllib  # here: most runs have no config file, and `connect` must start fast (issue 10)
 
     try:

@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 import ssl
 
-import truststore
-
 from .._errors import BadConfiguration
 
 
 def trust_context(ca_file: str | None, environ: dict[str, str] | None = None) -> ssl.SSLContext:
     """A client context trusting the OS store, plus ``ca_file`` and ``$SSL_CERT_FILE`` when set.
     Raises BadConfiguration naming the setting whose file cannot be loaded."""
+    import truststore  # only here: a bridge whose every URL is plain http never builds a context
+
     env = os.environ if environ is None else environ
     context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     for setting, path in (("CIRCLE_CA_FILE", ca_file), ("SSL_CERT_FILE", env.get("SSL_CERT_FILE"))):

@@ -14,7 +14,8 @@ import truststore
 from circle_bridge._config import Settings
 from circle_bridge._session import _verify_context
 
-UNUSED = ("uvicorn", "click", "rich", "pygments", "circle_bridge.emulator")
+UNUSED = ("uvicorn", "click", "rich", "pygments", "circle_bridge.emulator", "truststore", "tomllib")
+"""truststore only for https, tomllib only for a config file that has something in it."""
 
 PROBE = f"""
 import json, sys
