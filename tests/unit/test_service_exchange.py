@@ -29,19 +29,23 @@ class GatedPool:
             self.cancelled += 1
             raise
         self.finished += 1
-        return httpcore.Response(
-            200, headers=[(b"Content-Length", b"43")], content=b'{"Status":{"Result":true},"CircleMeta":[]}\n'
-        )
+        return httpcore.Response(200, content=b'{"Status": {"Result": true}, "CircleMeta": []}')
+
+
+async def _cancelled_midway() -> tuple[GatedPool, ServiceClient, asyncio.Future[object]]:
+    """A client whose one call was cancelled while its exchange waits on the gate."""
+    pool = GatedPool()
+    client = ServiceClient("http://circle.test", "app-key", timeout=5, transport=pool)
+    caller: asyncio.Future[object] = asyncio.ensure_future(client.enum_circles("token"))
+    await asyncio.wait_for(pool.started.wait(), 5)
+    caller.cancel()
+    await asyncio.gather(caller, return_exceptions=True)
+    return pool, client, caller
 
 
 def test_a_cancelled_caller_leaves_the_exchange_to_finish_in_the_background() -> None:
     async def scenario() -> None:
-        pool = GatedPool()
-        client = ServiceClient("http://circle.test", "app-key", timeout=5, transport=pool)
-        caller = asyncio.ensure_future(client.enum_circles("token"))
-        await asyncio.wait_for(pool.started.wait(), 5)
-        caller.cancel()
-        await asyncio.gather(caller, return_exceptions=True)
+        pool, client, caller = await _cancelled_midway()
         assert caller.cancelled()
         assert pool.cancelled == 0  # httpcore never saw the cancel (encode/httpcore#1093)
         assert len(client._abandoned) == 1
@@ -60,12 +64,7 @@ def test_a_cancelled_caller_leaves_the_exchange_to_finish_in_the_background() ->
 
 def test_aclose_cancels_exchanges_nobody_waits_for() -> None:
     async def scenario() -> None:
-        pool = GatedPool()
-        client = ServiceClient("http://circle.test", "app-key", timeout=5, transport=pool)
-        caller = asyncio.ensure_future(client.enum_circles("token"))
-        await asyncio.wait_for(pool.started.wait(), 5)
-        caller.cancel()
-        await asyncio.gather(caller, return_exceptions=True)
+        pool, client, _ = await _cancelled_midway()
         await client.aclose()
         assert pool.cancelled == 1
         assert not client._abandoned
