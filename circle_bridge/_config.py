@@ -246,6 +246,12 @@ def _check_url(name: str, value: str, origin: str) -> str:
         raise BadConfiguration(f"{origin} must not have a query string or a fragment", invalid=[origin])
     if "#" in value:
         raise BadConfiguration(f"{origin} must not have a fragment", invalid=[origin])
+    if name == "service_url" and not value.isascii():
+        # it is spoken to through httpcore, which takes ASCII URLs only
+        raise BadConfiguration(
+            f"{origin} must be ASCII: write an international host name in its xn-- (punycode) form",
+            invalid=[origin],
+        )
     return value
 
 

@@ -75,6 +75,7 @@ def test_secret_never_in_repr(tmp_path: Path) -> None:
         ({"CIRCLE_SERVICE_URL": "http://127.0.0.1:31415/#top"}, "CIRCLE_SERVICE_URL"),
         ({"CIRCLE_SERVICE_URL": "127.0.0.1:31415"}, "CIRCLE_SERVICE_URL"),
         ({"CIRCLE_SERVICE_URL": "http://127.0.0.1:99999"}, "CIRCLE_SERVICE_URL"),
+        ({"CIRCLE_SERVICE_URL": "http://bücher.example:31415"}, "CIRCLE_SERVICE_URL"),  # httpcore takes ASCII only
         ({"CIRCLE_TOKEN_URL": ":::"}, "CIRCLE_TOKEN_URL"),
         ({"CIRCLE_TOKEN_URL": "https://api.example/token\r\n"}, "CIRCLE_TOKEN_URL"),
         ({"CIRCLE_TOKEN_URL": "ftp://api.example/token"}, "CIRCLE_TOKEN_URL"),
