@@ -1,7 +1,6 @@
 package circlebridge
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,33 +23,17 @@ func ownEmulator(t *testing.T) (env []string, privateKey string) {
 // ownEmulatorWithControl also returns the emulator's control URL (see emulatorStats).
 func ownEmulatorWithControl(t *testing.T) (env []string, privateKey, controlURL string) {
 	t.Helper()
-	cmd := exec.Command(bridgeBin, "emulator")
-	cmd.Stderr = os.Stderr
-	dieWithParent(cmd)
-	stdout, err := cmd.StdoutPipe()
-	if err == nil {
-		err = cmd.Start()
-	}
+	text, stop, err := startAnnounced(exec.Command(bridgeBin, "emulator"))
 	if err != nil {
-		t.Fatalf("start emulator: %v", err)
+		t.Fatalf("emulator: %v", err)
 	}
-	t.Cleanup(func() { stopEmulator(cmd) })
-	line := make(chan []byte, 1)
-	go func() {
-		text, _ := bufio.NewReader(stdout).ReadBytes('\n')
-		line <- text
-	}()
+	t.Cleanup(stop)
 	var info struct {
 		emulatorInfo
 		PrivateKey string `json:"privateKey"`
 	}
-	select {
-	case text := <-line:
-		if err := json.Unmarshal(text, &info); err != nil || info.PrivateKey == "" {
-			t.Fatalf("emulator printed %q (%v)", text, err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("emulator printed nothing within 30 s")
+	if err := json.Unmarshal(text, &info); err != nil || info.PrivateKey == "" {
+		t.Fatalf("emulator printed %q (%v)", text, err)
 	}
 	env = []string{
 		"CIRCLE_CUSTOMER_ID=" + info.CustomerID,

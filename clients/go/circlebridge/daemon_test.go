@@ -1,7 +1,6 @@
 package circlebridge
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -50,29 +49,11 @@ func startDaemon(t *testing.T, env []string, dir string) {
 	t.Helper()
 	cmd := exec.Command(bridgeBin, "serve", "--socket", "--tcp", "0")
 	cmd.Env = append(append(os.Environ(), env...), "CIRCLE_BRIDGE_RUNTIME_DIR="+dir)
-	cmd.Stderr = os.Stderr
-	dieWithParent(cmd)
-	stdout, err := cmd.StdoutPipe()
-	if err == nil {
-		err = cmd.Start()
-	}
+	_, stop, err := startAnnounced(cmd)
 	if err != nil {
-		t.Fatalf("start daemon: %v", err)
+		t.Fatalf("daemon: %v", err)
 	}
-	t.Cleanup(func() { stopEmulator(cmd) }) // SIGTERM, then wait (kill after 10 s)
-	line := make(chan []byte, 1)
-	go func() {
-		text, _ := bufio.NewReader(stdout).ReadBytes('\n')
-		line <- text
-	}()
-	select {
-	case text := <-line:
-		if len(text) == 0 {
-			t.Fatal("the daemon exited before announcing itself")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the daemon announced nothing within 30 s")
-	}
+	t.Cleanup(stop)
 }
 
 func TestRuntimeDirMatchesThePythonResolver(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -61,32 +62,14 @@ func run(m *testing.M) int {
 	}
 	bridgeBin = bin
 
-	cmd := exec.Command(bin, "emulator")
-	cmd.Stderr = os.Stderr
-	dieWithParent(cmd)
-	stdout, err := cmd.StdoutPipe()
-	if err == nil {
-		err = cmd.Start()
-	}
+	text, stop, err := startAnnounced(exec.Command(bin, "emulator"))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "start emulator: %v\n", err)
+		fmt.Fprintf(os.Stderr, "emulator: %v\n", err)
 		return 1
 	}
-	defer stopEmulator(cmd)
-
-	line := make(chan []byte, 1)
-	go func() {
-		text, _ := bufio.NewReader(stdout).ReadBytes('\n')
-		line <- text
-	}()
-	select {
-	case text := <-line:
-		if err := json.Unmarshal(text, &emulator); err != nil || emulator.ServiceURL == "" {
-			fmt.Fprintf(os.Stderr, "emulator printed %q, not its JSON line (%v)\n", text, err)
-			return 1
-		}
-	case <-time.After(30 * time.Second):
-		fmt.Fprintln(os.Stderr, "emulator printed nothing within 30 s")
+	defer stop()
+	if err := json.Unmarshal(text, &emulator); err != nil || emulator.ServiceURL == "" {
+		fmt.Fprintf(os.Stderr, "emulator printed %q, not its JSON line (%v)\n", text, err)
 		return 1
 	}
 
@@ -133,7 +116,39 @@ func shared(t *testing.T) *Client {
 	return sharedBridge
 }
 
-func stopEmulator(cmd *exec.Cmd) {
+// startAnnounced starts cmd (stderr to ours, killed with the test process) and returns the first
+// line it prints on stdout, by which the emulator and the daemon announce they are ready; stop
+// ends it (SIGTERM, which drains; a kill after 10 s).
+func startAnnounced(cmd *exec.Cmd) (line []byte, stop func(), err error) {
+	cmd.Stderr = os.Stderr
+	dieWithParent(cmd)
+	stdout, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("start: %w", err)
+	}
+	stop = func() { stopProcess(cmd) }
+	lines := make(chan []byte, 1)
+	go func() {
+		text, _ := bufio.NewReader(stdout).ReadBytes('\n')
+		lines <- text
+	}()
+	select {
+	case text := <-lines:
+		if len(text) == 0 {
+			stop()
+			return nil, nil, errors.New("exited before announcing itself")
+		}
+		return text, stop, nil
+	case <-time.After(30 * time.Second):
+		stop()
+		return nil, nil, errors.New("announced nothing within 30 s")
+	}
+}
+
+func stopProcess(cmd *exec.Cmd) {
 	if cmd.Process.Signal(syscall.SIGTERM) != nil {
 		_ = cmd.Process.Kill()
 	}
