@@ -142,8 +142,14 @@ def test_camelize_keeps_every_field_recursively() -> None:
     assert camelize(raw) == {"circleId": "c", "owner": {"memberId": 1, "tags": [{"tagName": "x"}]}, "extraField": None}
 
 
+# a fixed alphabet (quotes, escapes, non-ASCII, a key-like word): st.text()'s default builds
+# Hypothesis' Unicode table on first use, a second or more in a fresh clone, which failed its
+# too-slow health check there
+_TEXT = st.one_of(
+    st.text(alphabet=st.sampled_from('"\\:\naZé中😀'), max_size=8), st.sampled_from(["CircleId", '"CircleId":'])
+)
 _SCALAR_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=8)
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), _TEXT
 )
 _KEYS = st.sampled_from(["CircleId", "CircleName", "ID", "URLPath", "IsOwner", "already", "Ünïcode", "FmapID", "x-y"])
 
